@@ -1,0 +1,48 @@
+"""Entry point of the `seq2seq` command: builds the parser and dispatches.
+
+Each subcommand lives in its own module with a `register(subparsers)`
+function that adds its parser and sets `handler=` to a function taking the
+parsed arguments and returning an exit code. Heavy imports (TensorFlow) happen
+inside the handlers, so `seq2seq --help` answers at once.
+"""
+
+import argparse
+import importlib
+import os
+import sys
+
+from seq2seq import __version__
+from seq2seq.errors import UserError
+
+COMMAND_MODULES = (
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="seq2seq",
+        description="Train, decode, evaluate, export and diagnose seq2seq models.",
+    )
+    parser.add_argument("--version", action="version", version=f"seq2seq-kit {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    # Keep TensorFlow's start-up noise off the user's screen.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The kit's models: the LSTM translator and the attention classifier."""
