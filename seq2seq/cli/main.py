@@ -15,6 +15,8 @@ from seq2seq import __version__
 from seq2seq.errors import UserError
 
 COMMAND_MODULES = (
+    "seq2seq.cli.data",
+    "seq2seq.cli.diagnose",
 )
 
 

@@ -1,0 +1,147 @@
+"""Training callbacks. `CollapseMonitor` watches decoded outputs for end-token collapse."""
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+
+import keras
+
+from seq2seq.diagnostics import Diagnosis, Thresholds, analyze_targets, diagnose
+from seq2seq.tokens import END_ID, PAD_ID, START_ID
+
+logger = logging.getLogger(__name__)
+
+
+class CollapseMonitor(keras.callbacks.Callback):
+    """Decodes a fixed probe set during training; warns, or stops, on collapse.
+
+    Every `every_n_steps` training steps, or at each epoch's end when
+    `every_n_steps` is None, calls `decode_fn(probe_sources)` and diagnoses its
+    outputs against `probe_references` with `seq2seq.diagnostics.diagnose`. A
+    `collapsed` verdict is logged as a warning (logger `seq2seq.callbacks`)
+    with its reasons and fixes, `at_risk` at INFO level. With
+    `stop_on_collapse=True`, training stops (`model.stop_training = True`) once
+    `patience` checks in a row say `collapsed`. An epoch-end check also adds
+    `probe_empty_rate` and `probe_first_token_end_rate` to the epoch's logs.
+
+    Decoding costs time: keep the probe set small (a few dozen examples).
+
+    Args:
+        decode_fn: `decode_fn(probe_sources) -> list`, one output per probe:
+            token-id lists (with END) or strings.
+        probe_sources: the probes' model inputs, passed to `decode_fn` as is.
+        probe_references: the probes' expected outputs, of `decode_fn`'s kind.
+        every_n_steps: check every this many training steps; None: each epoch.
+        stop_on_collapse: stop training after `patience` collapsed checks in a row.
+        patience: collapsed checks in a row before stopping (early training
+            often passes through a short collapse that more steps undo).
+        targets: the training targets, analysed once here so that the fixes
+            carry the recommended end-token weight; None to skip.
+        padding_masked: whether the training masks padding; None if unknown.
+        thresholds: where the verdict turns; `Thresholds()` by default.
+        start_id, end_id, pad_id: special ids of the outputs and targets.
+
+    Attributes:
+        diagnoses: `(step, Diagnosis)` of every check, in order.
+    """
+
+    def __init__(
+        self,
+        decode_fn: Callable,
+        probe_sources,
+        probe_references: Sequence,
+        every_n_steps: int | None = None,
+        stop_on_collapse: bool = False,
+        patience: int = 2,
+        targets: Iterable | None = None,
+        padding_masked: bool | None = None,
+        thresholds: Thresholds | None = None,
+        start_id: int = START_ID,
+        end_id: int = END_ID,
+        pad_id: int = PAD_ID,
+    ):
+        super().__init__()
+        if every_n_steps is not None and every_n_steps < 1:
+            raise ValueError(
+                f"`every_n_steps` must be None or >= 1. Received: every_n_steps={every_n_steps}"
+            )
+        if patience < 1:
+            raise ValueError(f"`patience` must be >= 1. Received: patience={patience}")
+        self.decode_fn = decode_fn
+        self.probe_sources = probe_sources
+        self.probe_references = list(probe_references)
+        self.every_n_steps = every_n_steps
+        self.stop_on_collapse = stop_on_collapse
+        self.patience = patience
+        self.thresholds = thresholds or Thresholds()
+        self.special_ids = dict(start_id=start_id, end_id=end_id, pad_id=pad_id)
+        self.target_stats = None
+        if targets is not None:
+            self.target_stats = analyze_targets(
+                targets, padding_masked=padding_masked, end_id=end_id, pad_id=pad_id
+            )
+        self.diagnoses: list[tuple[int, Diagnosis]] = []
+        self.collapsed_in_a_row = 0
+        self._step = 0  # training steps seen, over every fit() of this monitor
+        self._steps_before_epoch = 0
+
+    def on_train_begin(self, logs=None):
+        self.collapsed_in_a_row = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._steps_before_epoch = self._step
+
+    def on_train_batch_end(self, batch, logs=None):
+        # `batch` is the epoch's last step index done; with steps_per_execution > 1
+        # Keras calls this once per execution, so steps are counted from it.
+        previous = self._step
+        self._step = self._steps_before_epoch + batch + 1
+        n = self.every_n_steps
+        if n is not None and self._step // n > previous // n:
+            self.check()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.every_n_steps is not None:
+            return
+        diagnosis = self.check()
+        if logs is not None:
+            logs["probe_empty_rate"] = diagnosis.outputs.empty_rate
+            logs["probe_first_token_end_rate"] = diagnosis.outputs.first_token_end_rate
+
+    def check(self) -> Diagnosis:
+        """Decodes the probes now, records and reports the diagnosis, stops if due."""
+        outputs = list(self.decode_fn(self.probe_sources))
+        diagnosis = diagnose(
+            outputs,
+            self.probe_references,
+            self.target_stats,
+            thresholds=self.thresholds,
+            **self.special_ids,
+        )
+        self.diagnoses.append((self._step, diagnosis))
+        self._report(diagnosis)
+        return diagnosis
+
+    def _report(self, diagnosis: Diagnosis) -> None:
+        if diagnosis.verdict != "collapsed":
+            self.collapsed_in_a_row = 0
+            if diagnosis.verdict == "at_risk":
+                logger.info(
+                    "Probe outputs at risk of collapse at step %d: %s",
+                    self._step,
+                    "; ".join(diagnosis.reasons),
+                )
+            return
+        self.collapsed_in_a_row += 1
+        logger.warning(
+            "End-token collapse on the probe set at step %d (%d check(s) in a row).\n"
+            "Why:\n  - %s\nFixes:\n  - %s",
+            self._step,
+            self.collapsed_in_a_row,
+            "\n  - ".join(diagnosis.reasons),
+            "\n  - ".join(diagnosis.fixes),
+        )
+        if self.stop_on_collapse and self.collapsed_in_a_row >= self.patience:
+            logger.warning(
+                "Stopping training: collapsed %d checks in a row.", self.collapsed_in_a_row
+            )
+            self.model.stop_training = True

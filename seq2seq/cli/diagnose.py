@@ -1,0 +1,142 @@
+"""`seq2seq diagnose`: tells whether a model's outputs show end-token collapse, and why.
+
+    seq2seq diagnose --predictions FILE --references FILE [--targets FILE]
+                     [--format text|ids] [--padding-masked | --no-padding-masked]
+                     [--json OUT.json] [--plots DIR]
+
+Prediction and reference files hold one output per line (an empty line is an
+empty output); the targets file holds one training target per line as
+space-separated token ids. The text report goes to stdout.
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+from seq2seq.errors import UserError
+from seq2seq.tokens import END_ID, PAD_ID, START_ID
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "diagnose",
+        help="diagnose end-token collapse (empty outputs, END first) and say which fix applies",
+        description=(
+            "Measure decoded outputs against references (empty outputs, END at the first step, "
+            "length ratio, repetition), check the training targets if given (end-token share, "
+            "end-padding, recommended end-token weight), and print a verdict with the fixes "
+            "that apply. Files hold one output (or target) per line."
+        ),
+    )
+    source = parser.add_argument_group("outputs to diagnose")
+    source.add_argument("--predictions", type=Path, metavar="FILE", help="decoded outputs")
+    source.add_argument("--references", type=Path, metavar="FILE", help="expected outputs")
+    # EXTENSION POINT (--model DIR --data FILE): add those two options here and
+    # resolve them in `load_outputs` below, which returns what is diagnosed.
+    source.add_argument(
+        "--format",
+        choices=("text", "ids"),
+        default="text",
+        help="lines are text (whitespace words) or space-separated token ids (default: text)",
+    )
+    training = parser.add_argument_group("training (optional: finds the cause)")
+    training.add_argument(
+        "--targets", type=Path, metavar="FILE", help="training targets as space-separated ids"
+    )
+    training.add_argument(
+        "--padding-masked",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="whether training masked the padding (default: unknown)",
+    )
+    ids = parser.add_argument_group("special ids (default: the kit's)")
+    ids.add_argument("--start-id", type=int, default=START_ID)
+    ids.add_argument("--end-id", type=int, default=END_ID)
+    ids.add_argument("--pad-id", type=int, default=PAD_ID)
+    output = parser.add_argument_group("reports")
+    output.add_argument(
+        "--json", type=Path, metavar="OUT.json", help="also write the report as JSON"
+    )
+    output.add_argument("--plots", type=Path, metavar="DIR", help="also write PNG charts into DIR")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from seq2seq.diagnostics import diagnose, save_plots
+
+    predictions, references = load_outputs(args)
+    targets = read_id_lines(args.targets) if args.targets is not None else None
+    try:
+        diagnosis = diagnose(
+            predictions,
+            references,
+            targets,
+            padding_masked=args.padding_masked,
+            start_id=args.start_id,
+            end_id=args.end_id,
+            pad_id=args.pad_id,
+        )
+    except ValueError as error:
+        raise UserError(str(error)) from error
+    print(diagnosis.to_text(), end="")
+    if args.json is not None:
+        _write_json(diagnosis.to_dict(), args.json)
+        print(f"wrote {args.json}")
+    if args.plots is not None:
+        for path in save_plots(diagnosis, args.plots):
+            print(f"wrote {path}")
+    return 0
+
+
+def load_outputs(args: argparse.Namespace) -> tuple[list, list]:
+    """The predictions and references to diagnose, from whichever source was given.
+
+    Extension point: a `--model DIR --data FILE` source decodes the data with
+    the trained model and returns its outputs (token ids) and the data's targets.
+    """
+    if args.predictions is None or args.references is None:
+        raise UserError("diagnose needs --predictions FILE and --references FILE")
+    read = read_id_lines if args.format == "ids" else read_lines
+    predictions, references = read(args.predictions), read(args.references)
+    if len(predictions) != len(references):
+        raise UserError(
+            f"{args.predictions} has {len(predictions)} lines but {args.references} has "
+            f"{len(references)}: expected one reference per prediction, in the same order"
+        )
+    if not predictions:
+        raise UserError(f"{args.predictions} is empty: expected one output per line")
+    return predictions, references
+
+
+def read_lines(path: Path) -> list[str]:
+    """The file's lines without their line ends; a final newline ends the last line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise UserError(f"cannot read {path}: {error}") from error
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return [line.rstrip("\r") for line in lines]
+
+
+def read_id_lines(path: Path) -> list[list[int]]:
+    """One list of token ids per line (space-separated integers)."""
+    rows = []
+    for number, line in enumerate(read_lines(path), start=1):
+        try:
+            rows.append([int(token) for token in line.split()])
+        except ValueError:
+            raise UserError(
+                f"{path}, line {number}: expected space-separated token ids. "
+                f"Received: {line[:60]!r}"
+            ) from None
+    return rows
+
+
+def _write_json(report: dict, path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    except OSError as error:
+        raise UserError(f"cannot write {path}: {error}") from error

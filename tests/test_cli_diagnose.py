@@ -1,0 +1,87 @@
+"""`seq2seq diagnose --predictions --references [--targets] [--json] [--plots]`."""
+
+import json
+
+import numpy as np
+import pytest
+
+from seq2seq.cli.main import main
+
+
+def write(path, lines):
+    path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+    return str(path)
+
+
+@pytest.fixture
+def files(tmp_path):
+    """Collapsed text outputs (2 of 3 empty) and end-padded targets."""
+    return {
+        "predictions": write(tmp_path / "pred.txt", ["", "le chat", ""]),
+        "references": write(tmp_path / "ref.txt", ["le chien", "le chat", "un oiseau bleu"]),
+        # 3 is END: rows 1 and 2 end in runs of it, row 3 is 0-padded.
+        "targets": write(tmp_path / "targets.txt", ["5 6 3 3 3", "7 3 3 3 3", "5 8 3 0 0"]),
+    }
+
+
+def test_writes_text_report_json_and_plots(files, tmp_path, capsys):
+    out_json, plots = tmp_path / "out" / "report.json", tmp_path / "plots"
+    argv = ["diagnose", "--predictions", files["predictions"], "--references", files["references"]]
+    argv += ["--targets", files["targets"], "--json", str(out_json), "--plots", str(plots)]
+    assert main(argv) == 0
+    stdout = capsys.readouterr().out
+    assert stdout.startswith("End-token collapse diagnosis: COLLAPSED")
+    report = json.loads(out_json.read_text(encoding="utf-8"))
+    assert report["verdict"] == "collapsed"
+    assert report["empty_rate"] == pytest.approx(2 / 3)
+    assert report["first_token_end_rate"] == pytest.approx(2 / 3)
+    assert report["length_ratio"] == pytest.approx(2 / 7)
+    targets = np.array([[5, 6, 3, 3, 3], [7, 3, 3, 3, 3], [5, 8, 3, 0, 0]])
+    counts = np.bincount(targets[targets != 0])
+    others = [count for token, count in enumerate(counts) if token != 3 and count > 0]
+    assert report["targets"]["recommended_end_weight"] == pytest.approx(np.mean(others) / counts[3])
+    assert report["targets"]["end_padded_rows"] == 2
+    for name in ("lengths.png", "end_by_position.png"):
+        assert (plots / name).read_bytes()[:4] == b"\x89PNG"
+        assert f"wrote {plots / name}" in stdout
+
+
+def test_token_id_lines_and_healthy_outputs(tmp_path, capsys):
+    predictions = write(tmp_path / "pred.ids", ["5 6 3", "7 3 0"])
+    references = write(tmp_path / "ref.ids", ["5 6 3", "7 3"])
+    argv = ["diagnose", "--format", "ids", "--predictions", predictions, "--references", references]
+    assert main(argv + ["--json", str(tmp_path / "r.json")]) == 0
+    assert "HEALTHY" in capsys.readouterr().out
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert (report["verdict"], report["kind"], report["unterminated_rate"]) == ("healthy", "ids", 0)
+
+
+def test_padding_masked_flag_reaches_the_report(files, tmp_path):
+    out_json = tmp_path / "r.json"
+    argv = ["diagnose", "--predictions", files["predictions"], "--references", files["references"]]
+    argv += ["--targets", files["targets"], "--no-padding-masked", "--json", str(out_json)]
+    assert main(argv) == 0
+    assert json.loads(out_json.read_text())["targets"]["padding_masked"] is False
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("mismatch", "has 3 lines but"),
+        ("missing", "cannot read"),
+        ("bad_targets", "line 2: expected space-separated token ids"),
+        ("no_predictions", "needs --predictions FILE and --references FILE"),
+    ],
+)
+def test_user_errors_exit_2_with_one_line(files, tmp_path, capsys, case, message):
+    short = write(tmp_path / "short.txt", ["a", "b"])
+    bad = write(tmp_path / "bad.txt", ["5 3", "5 x 3"])
+    argv = {
+        "mismatch": ["--predictions", files["predictions"], "--references", short],
+        "missing": ["--predictions", str(tmp_path / "nope.txt"), "--references", short],
+        "bad_targets": ["--predictions", short, "--references", short, "--targets", bad],
+        "no_predictions": ["--references", short],
+    }[case]
+    assert main(["diagnose", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err
