@@ -1,0 +1,424 @@
+"""Greedy and beam-search decoding as graph loops over an incremental step function.
+
+The decoders never see a model, only the translator's incremental contract:
+
+    step_fn(token_ids [batch] int32, state) -> (logits [batch, vocab], new_state,
+                                                attention [batch, src_time])
+
+`state` is a flat dict of tensors, each with the leading batch dimension, and
+`new_state` has the same keys and shapes. The model runs once per output
+position on the previous token and the carried state (LSTM state, attention
+context); it never re-reads the growing prefix. Beam search reorders every
+state entry along axis 0 when beams are reselected, except the entries that
+`step_fn` returns unchanged (the very same tensor, e.g. encoder outputs): those
+are identical across a row's beams, so reordering them would be a no-op.
+
+Output conventions, the same for every strategy (`DecodeResult`):
+- `token_ids` [batch, max_length] int32: the hypothesis *with* its end token,
+  then `PAD_ID` (0) up to `max_length`. A hypothesis that reaches `max_length`
+  without an end token fills every position.
+- `lengths` [batch] int32: tokens in the hypothesis, the end token included.
+- `log_probs` [batch]: sum of the model's log-probabilities of those tokens.
+- `scores` [batch]: the score hypotheses are ranked by. Beam search divides
+  `log_probs` by the GNMT length penalty ((5 + length) / 6) ** length_penalty
+  (Wu et al., 2016); greedy decoding ranks nothing, so its scores are its
+  `log_probs`.
+- `attention` [batch, max_length, src_time]: the alignment computed at the step
+  that produced each token; zeros after the hypothesis.
+
+Lengths: `max_length` bounds the output including the end token; `min_length`
+is the number of tokens that must precede it (the end token is forbidden at
+steps 0 .. min_length - 1). `PAD_ID` and `START_ID` are never emitted.
+"""
+
+from typing import NamedTuple
+import weakref
+
+import tensorflow as tf
+
+from seq2seq.tokens import END_ID, PAD_ID, START_ID
+
+DEFAULT_MAX_LENGTH = 128
+DEFAULT_LENGTH_PENALTY = 0.6
+
+_NEG = -1e9  # log-probability of an impossible token or an empty slot
+_VALID = _NEG / 2  # any real log-probability sum is above this
+
+
+class DecodeResult(NamedTuple):
+    """The best hypothesis per input row (see the module docstring)."""
+
+    token_ids: tf.Tensor  # [batch, max_length] int32
+    lengths: tf.Tensor  # [batch] int32
+    log_probs: tf.Tensor  # [batch] float32
+    scores: tf.Tensor  # [batch] float32
+    attention: tf.Tensor  # [batch, max_length, src_time] float32
+
+
+class _Finished(NamedTuple):
+    """The best `width` finished hypotheses per row, best first: [batch, width]."""
+
+    scores: tf.Tensor  # normalised; _NEG for an empty slot
+    log_probs: tf.Tensor
+    end_steps: tf.Tensor  # step that emitted the end token
+    candidates: tf.Tensor  # candidate index at that step (for backtracking)
+
+
+class _History(NamedTuple):
+    """Per-step records (TensorArrays over steps) to backtrack hypotheses."""
+
+    tokens: tf.TensorArray  # [batch, candidates]: token of each candidate
+    parents: tf.TensorArray  # [batch, candidates]: alive slot it extends
+    alive_from: tf.TensorArray  # [batch, width]: candidate each alive slot took
+    attention: tf.TensorArray  # [batch, width, src_time]: per alive slot
+
+
+class _Loop(NamedTuple):
+    step: tf.Tensor  # scalar int32
+    inputs: tf.Tensor  # [batch, width] tokens fed at this step
+    alive_log_probs: tf.Tensor  # [batch, width]; _NEG for a dead slot
+    finished: _Finished
+    done: tf.Tensor  # [batch] bool
+    model_state: dict
+    history: _History
+
+
+class Search:
+    """The decoding loop: done flags, end token, max and min length.
+
+    Each input row keeps `width` alive hypotheses and the best `width` finished
+    ones. A strategy overrides one hook, `candidates`, which proposes the
+    extensions of the alive hypotheses; the loop does the rest. Of the proposed
+    candidates, those that end in the end token *and* rank among the first
+    `width` become finished; the best `width` others stay alive. A row is done
+    when it holds `width` finished hypotheses (fairseq's rule, which makes a
+    width-1 beam exactly greedy) or has nothing left alive; the loop stops when
+    every row is done or at `max_length`. A row with no finished hypothesis then
+    returns its best alive one, cut at `max_length`.
+    """
+
+    def __init__(self, width: int, length_penalty: float = 0.0):
+        if not isinstance(width, int) or width < 1:
+            raise ValueError(f"`beam_size` must be an integer >= 1. Received: beam_size={width!r}")
+        if length_penalty < 0:
+            raise ValueError(
+                f"`length_penalty` must be >= 0. Received: length_penalty={length_penalty!r}"
+            )
+        self.width = width
+        self.length_penalty = float(length_penalty)
+
+    def candidates(self, total_log_probs):
+        """Hook: [batch, width, vocab] prefix log-prob sums -> candidates.
+
+        Returns `(log_probs, parents, tokens)`, each [batch, n] with n >= width,
+        sorted best first: a candidate extends alive slot `parents` with `tokens`.
+        """
+        raise NotImplementedError
+
+    def __call__(self, step_fn, initial_state, batch_size, *, max_length, min_length=0):
+        _check_lengths(max_length, min_length)
+        loop = self._initial_loop(initial_state, batch_size, max_length)
+        loop = tf.while_loop(
+            lambda loop: (loop.step < max_length) & ~tf.reduce_all(loop.done),
+            lambda loop: (self._advance(step_fn, loop, min_length),),
+            (loop,),
+        )[0]
+        return self._best(loop, max_length)
+
+    def _initial_loop(self, initial_state, batch_size, max_length):
+        width = self.width
+        first_slot_only = tf.constant([[0.0] + [_NEG] * (width - 1)])
+
+        def records():
+            return tf.TensorArray(tf.int32, size=max_length, clear_after_read=False)
+
+        return _Loop(
+            step=tf.constant(0),
+            inputs=tf.fill([batch_size, width], START_ID),
+            alive_log_probs=tf.tile(first_slot_only, [batch_size, 1]),
+            finished=_Finished(
+                scores=tf.fill([batch_size, width], _NEG),
+                log_probs=tf.zeros([batch_size, width]),
+                end_steps=tf.zeros([batch_size, width], tf.int32),
+                candidates=tf.zeros([batch_size, width], tf.int32),
+            ),
+            done=tf.zeros([batch_size], tf.bool),
+            model_state={k: _tile(v, width) for k, v in initial_state.items()},
+            history=_History(
+                tokens=records(),
+                parents=records(),
+                alive_from=records(),
+                attention=tf.TensorArray(tf.float32, size=max_length, clear_after_read=False),
+            ),
+        )
+
+    def _advance(self, step_fn, loop, min_length):
+        """One decoding step: run the model once, extend, finish, reselect."""
+        batch, width = tf.shape(loop.inputs)[0], self.width
+        logits, model_state, attention = step_fn(tf.reshape(loop.inputs, [-1]), loop.model_state)
+        log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))
+        log_probs += _forbidden_bias(tf.shape(log_probs)[-1], loop.step >= min_length)
+        total = loop.alive_log_probs[:, :, None] + tf.reshape(log_probs, [batch, width, -1])
+        cand_log_probs, parents, tokens = self.candidates(total)
+        finished = self._finish(loop, cand_log_probs, tokens)
+        alive_key = tf.where(tokens == END_ID, _NEG, cand_log_probs)
+        alive_log_probs, alive_from = tf.math.top_k(alive_key, k=width)
+        alive_parents = tf.gather(parents, alive_from, batch_dims=1)
+        if width > 1:
+            flat_parents = tf.reshape(alive_parents + width * tf.range(batch)[:, None], [-1])
+            model_state = {
+                k: v if v is loop.model_state[k] else tf.gather(v, flat_parents)
+                for k, v in model_state.items()
+            }
+        found = tf.reduce_sum(tf.cast(finished.scores > _VALID, tf.int32), axis=1)
+        nothing_alive = tf.reduce_all(alive_log_probs <= _VALID, axis=1)
+        step = loop.step
+        return _Loop(
+            step=step + 1,
+            inputs=tf.gather(tokens, alive_from, batch_dims=1),
+            alive_log_probs=tf.maximum(alive_log_probs, _NEG),
+            finished=finished,
+            done=loop.done | (found >= width) | nothing_alive,
+            model_state=model_state,
+            history=_History(
+                tokens=loop.history.tokens.write(step, tokens),
+                parents=loop.history.parents.write(step, parents),
+                alive_from=loop.history.alive_from.write(step, alive_from),
+                attention=loop.history.attention.write(
+                    step, tf.reshape(tf.cast(attention, tf.float32), [batch, width, -1])
+                ),
+            ),
+        )
+
+    def _finish(self, loop, cand_log_probs, tokens):
+        """Merges this step's end-token candidates into the finished set."""
+        shape = tf.shape(tokens)
+        rank = tf.broadcast_to(tf.range(shape[1])[None, :], shape)
+        finishing = (
+            (tokens == END_ID)
+            & (cand_log_probs > _VALID)
+            & (rank < self.width)
+            & ~loop.done[:, None]
+        )
+        scores = cand_log_probs / self._penalty(loop.step + 1)
+        new = _Finished(
+            scores=tf.where(finishing, scores, _NEG),
+            log_probs=cand_log_probs,
+            end_steps=tf.fill(shape, loop.step),
+            candidates=rank,
+        )
+        merged = tf.nest.map_structure(lambda a, b: tf.concat([a, b], axis=1), loop.finished, new)
+        _, keep = tf.math.top_k(merged.scores, k=self.width)
+        return tf.nest.map_structure(lambda x: tf.gather(x, keep, batch_dims=1), merged)
+
+    def _penalty(self, length):
+        return ((5.0 + tf.cast(length, tf.float32)) / 6.0) ** self.length_penalty
+
+    def _best(self, loop, max_length):
+        """The best finished hypothesis per row, else the best alive one."""
+        last = loop.step - 1
+        found = loop.finished.scores[:, 0] > _VALID
+        end_steps = tf.where(found, loop.finished.end_steps[:, 0], last)
+        candidates = tf.where(
+            found, loop.finished.candidates[:, 0], loop.history.alive_from.read(last)[:, 0]
+        )
+        log_probs = tf.where(found, loop.finished.log_probs[:, 0], loop.alive_log_probs[:, 0])
+        lengths = end_steps + 1
+        scores = tf.where(found, loop.finished.scores[:, 0], log_probs / self._penalty(lengths))
+        token_ids, attention = _backtrack(loop.history, loop.step, end_steps, candidates)
+        missing = max_length - loop.step
+        token_ids = tf.pad(token_ids, [[0, 0], [0, missing]])
+        return DecodeResult(
+            token_ids=tf.ensure_shape(token_ids, [None, max_length]),
+            lengths=lengths,
+            log_probs=log_probs,
+            scores=scores,
+            attention=tf.ensure_shape(
+                tf.pad(attention, [[0, 0], [0, missing], [0, 0]]), [None, max_length, None]
+            ),
+        )
+
+
+class GreedySearch(Search):
+    """Greedy decoding: the most likely token at every step."""
+
+    def __init__(self):
+        super().__init__(width=1)
+
+    def candidates(self, total_log_probs):
+        total = total_log_probs[:, 0, :]  # [batch, vocab]
+        tokens = tf.argmax(total, axis=-1, output_type=tf.int32)[:, None]
+        return tf.reduce_max(total, axis=-1, keepdims=True), tf.zeros_like(tokens), tokens
+
+
+class BeamSearch(Search):
+    """Beam search with a GNMT length penalty over finished hypotheses.
+
+    Alive beams are ranked by their log-probability sum; finished hypotheses
+    by that sum over ((5 + length) / 6) ** length_penalty, so 0 means no
+    normalisation and larger values favour longer outputs.
+    """
+
+    def __init__(self, beam_size: int, length_penalty: float = DEFAULT_LENGTH_PENALTY):
+        super().__init__(width=beam_size, length_penalty=length_penalty)
+
+    def candidates(self, total_log_probs):
+        vocab = tf.shape(total_log_probs)[-1]
+        flat = tf.reshape(total_log_probs, [tf.shape(total_log_probs)[0], -1])
+        # 2 * width: at most `width` of them end, so `width` stay alive.
+        log_probs, index = tf.math.top_k(flat, k=2 * self.width)
+        return log_probs, index // vocab, index % vocab
+
+
+def greedy_decode(step_fn, initial_state, batch_size, *, max_length, min_length=0):
+    """Greedy decoding; returns a `DecodeResult` (see the module docstring)."""
+    return GreedySearch()(
+        step_fn, initial_state, batch_size, max_length=max_length, min_length=min_length
+    )
+
+
+def beam_search_decode(
+    step_fn,
+    initial_state,
+    batch_size,
+    *,
+    beam_size,
+    max_length,
+    min_length=0,
+    length_penalty=DEFAULT_LENGTH_PENALTY,
+):
+    """Beam search; returns the best hypothesis per row as a `DecodeResult`."""
+    return BeamSearch(beam_size, length_penalty)(
+        step_fn, initial_state, batch_size, max_length=max_length, min_length=min_length
+    )
+
+
+def encode_and_decode(
+    translator,
+    source_ids,
+    *,
+    beam_size=1,
+    max_length=DEFAULT_MAX_LENGTH,
+    min_length=0,
+    length_penalty=DEFAULT_LENGTH_PENALTY,
+):
+    """`translator.encode` then greedy (beam_size=1) or beam search.
+
+    Graph-safe and not wrapped: call it inside your own `tf.function` (export
+    does); `translate_ids` is the cached entry point. `beam_size=1` runs
+    greedy decoding, which ignores `length_penalty`.
+    """
+    search = _make_search(beam_size, length_penalty)
+    state = translator.encode(source_ids)
+    return search(
+        translator.decode_step,
+        state,
+        tf.shape(source_ids)[0],
+        max_length=max_length,
+        min_length=min_length,
+    )
+
+
+_TRANSLATE_FUNCTIONS = weakref.WeakKeyDictionary()  # translator -> {options: tf.function}
+
+
+def translate_ids(
+    translator,
+    source_ids,
+    *,
+    beam_size=1,
+    max_length=DEFAULT_MAX_LENGTH,
+    min_length=0,
+    length_penalty=DEFAULT_LENGTH_PENALTY,
+):
+    """Translates a padded batch of source ids [batch, src_time] in one graph.
+
+    One `tf.function` per translator and decoding options, with a
+    [None, None] int32 input signature, so new batch sizes and source lengths
+    do not retrace.
+    """
+    options = dict(
+        beam_size=beam_size,
+        max_length=max_length,
+        min_length=min_length,
+        length_penalty=float(length_penalty),
+    )
+    functions = _TRANSLATE_FUNCTIONS.setdefault(translator, {})
+    key = tuple(options.values())
+    if key not in functions:
+        _make_search(beam_size, length_penalty)  # bad options fail here, not in tracing
+        _check_lengths(max_length, min_length)
+        functions[key] = _translate_function(weakref.ref(translator), options)
+    return functions[key](tf.cast(source_ids, tf.int32))
+
+
+def _translate_function(translator_ref, options):
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32)])
+    def translate(source_ids):
+        return encode_and_decode(translator_ref(), source_ids, **options)
+
+    return translate
+
+
+def _make_search(beam_size, length_penalty):
+    return GreedySearch() if beam_size == 1 else BeamSearch(beam_size, length_penalty)
+
+
+def _check_lengths(max_length, min_length):
+    if not isinstance(max_length, int) or max_length < 1:
+        raise ValueError(
+            f"`max_length` must be an integer >= 1. Received: max_length={max_length!r}"
+        )
+    if not isinstance(min_length, int) or not 0 <= min_length < max_length:
+        raise ValueError(
+            "`min_length` must be an integer with 0 <= min_length < max_length. "
+            f"Received: min_length={min_length!r}, max_length={max_length!r}"
+        )
+
+
+def _tile(tensor, width):
+    """[batch, ...] -> [batch * width, ...], each row repeated `width` times."""
+    return tensor if width == 1 else tf.repeat(tensor, width, axis=0)
+
+
+def _forbidden_bias(vocab, end_allowed):
+    """[vocab]: _NEG on PAD_ID and START_ID always, on END_ID before min_length."""
+    ids = tf.range(vocab)
+    forbidden = (ids == PAD_ID) | (ids == START_ID) | ((ids == END_ID) & ~end_allowed)
+    return tf.where(forbidden, _NEG, 0.0)
+
+
+def _backtrack(history, num_steps, end_steps, candidates):
+    """Follows parent pointers from each row's (end step, candidate) to step 0.
+
+    Returns token_ids [batch, num_steps] and attention [batch, num_steps,
+    src_time], zero after each row's end step.
+    """
+    batch = tf.shape(end_steps)[0]
+
+    def body(t, slot, tokens, attention):
+        candidate = tf.where(
+            t == end_steps, candidates, tf.gather(history.alive_from.read(t), slot, batch_dims=1)
+        )
+        parent = tf.gather(history.parents.read(t), candidate, batch_dims=1)
+        active = t <= end_steps
+        token = tf.gather(history.tokens.read(t), candidate, batch_dims=1)
+        alignment = tf.gather(history.attention.read(t), parent, batch_dims=1)
+        return (
+            t - 1,
+            parent,
+            tokens.write(t, tf.where(active, token, PAD_ID)),
+            attention.write(t, tf.where(active[:, None], alignment, 0.0)),
+        )
+
+    _, _, tokens, attention = tf.while_loop(
+        lambda t, *_: t >= 0,
+        body,
+        (
+            num_steps - 1,
+            tf.zeros([batch], tf.int32),
+            tf.TensorArray(tf.int32, size=num_steps),
+            tf.TensorArray(tf.float32, size=num_steps),
+        ),
+    )
+    return tf.transpose(tokens.stack()), tf.transpose(attention.stack(), [1, 0, 2])

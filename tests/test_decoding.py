@@ -1,0 +1,235 @@
+"""Decoding loops driven by scripted step functions, no model.
+
+Ids 4.. are the letters a, b, c, ...; a decoded row reads as a string with "."
+for the end token and "_" for padding, so "ab.__" is a, b, end, then padding.
+"""
+
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from seq2seq import decoding
+from seq2seq.tokens import START_ID
+
+CHARS = "_?^." + "abcdefghij"  # PAD, UNK, START, END, then letters
+VOCAB = len(CHARS)
+SRC_TIME = 4
+
+
+def as_strings(token_ids):
+    return ["".join(CHARS[i] for i in row) for row in np.asarray(token_ids)]
+
+
+class TreeModel:
+    """A scripted decoder: `trees[row](prefix) -> {next char: probability}`.
+
+    The prefix travels in the decoder state, so it is right only if the loop
+    reorders state with its beams. Attention is one-hot on the source position
+    of the last letter fed (a -> 0, b -> 1, ...; the start token -> last).
+    """
+
+    def __init__(self, *trees, max_length=8):
+        self.trees = trees
+        self.max_length = max_length
+
+    def initial_state(self):
+        batch = len(self.trees)
+        return {
+            "row": tf.range(batch),
+            "prefix": tf.zeros([batch, self.max_length + 1], tf.int32),
+        }
+
+    def step(self, token_ids, state):
+        prefix = state["prefix"].numpy().copy()
+        rows = state["row"].numpy()
+        logits = np.full([len(rows), VOCAB], -1e9, np.float32)
+        attention = np.zeros([len(rows), SRC_TIME], np.float32)
+        for i, token in enumerate(token_ids.numpy()):
+            prefix[i, np.count_nonzero(prefix[i])] = token
+            text = "".join(CHARS[t] for t in prefix[i] if t != START_ID and t != 0)
+            for char, p in self.trees[rows[i]](text).items():
+                logits[i, CHARS.index(char)] = math.log(p)
+            attention[i, SRC_TIME - 1 if token == START_ID else (token - 4) % SRC_TIME] = 1.0
+        new_state = {"row": state["row"], "prefix": tf.constant(prefix)}
+        return tf.constant(logits), new_state, tf.constant(attention)
+
+    def greedy(self, **kwargs):
+        kwargs.setdefault("max_length", self.max_length)
+        return decoding.greedy_decode(self.step, self.initial_state(), len(self.trees), **kwargs)
+
+    def beam(self, beam_size, **kwargs):
+        kwargs.setdefault("max_length", self.max_length)
+        kwargs.setdefault("length_penalty", 0.0)
+        return decoding.beam_search_decode(
+            self.step, self.initial_state(), len(self.trees), beam_size=beam_size, **kwargs
+        )
+
+
+def tree(table):
+    """A prefix table; an unlisted prefix ends for sure."""
+    return lambda prefix: table.get(prefix, {".": 1.0})
+
+
+ABC = tree({"": {"a": 0.6, "b": 0.4}, "a": {"b": 0.7, "c": 0.3}, "ab": {"c": 0.9, ".": 0.1}})
+# Greedy takes "a" (0.6) but every continuation of it is poor; "bc." is 0.38.
+TRAP = tree(
+    {"": {"a": 0.6, "b": 0.4}, "a": {"c": 0.35, "d": 0.35, "e": 0.3}, "b": {"c": 0.95, "d": 0.05}}
+)
+# "." ends at once (0.3); both children of "a" (0.35) outscore it for a step.
+EARLY_END = tree(
+    {"": {".": 0.3, "a": 0.7}, "a": {"b": 0.5, "c": 0.5}, "ab": {".": 0.5, "d": 0.5},
+     "ac": {".": 0.5, "d": 0.5}}
+)
+# "." is 0.55; "abcde." is 0.45, longer and less likely.
+SHORT_OR_LONG = tree(
+    {"": {".": 0.55, "a": 0.45}, "a": {"b": 1.0}, "ab": {"c": 1.0}, "abc": {"d": 1.0},
+     "abcd": {"e": 1.0}}
+)
+FOREVER = lambda prefix: {"a": 1.0}  # noqa: E731
+
+
+def test_greedy_takes_the_most_likely_token_and_pads_after_the_end():
+    result = TreeModel(ABC, max_length=6).greedy()
+    assert as_strings(result.token_ids) == ["abc.__"]
+    assert result.lengths.numpy().tolist() == [4]
+    expected = math.log(0.6) + math.log(0.7) + math.log(0.9)
+    np.testing.assert_allclose(result.log_probs, [expected], atol=1e-5)
+    np.testing.assert_allclose(result.scores, result.log_probs)
+
+
+def test_each_row_stops_at_its_own_end_token_while_others_continue():
+    short = tree({"": {"a": 1.0}})
+    result = TreeModel(short, ABC, max_length=6).greedy()
+    assert as_strings(result.token_ids) == ["a.____", "abc.__"]
+    assert result.lengths.numpy().tolist() == [2, 4]
+
+
+def test_min_length_forbids_an_early_end_token():
+    eager_to_end = tree({"": {".": 0.9, "a": 0.1}, "a": {".": 0.9, "b": 0.1}})
+    model = TreeModel(eager_to_end, max_length=5)
+    assert as_strings(model.greedy().token_ids) == [".____"]
+    assert as_strings(model.greedy(min_length=2).token_ids) == ["ab.__"]
+    assert as_strings(model.beam(3, min_length=2).token_ids) == ["ab.__"]
+
+
+def test_max_length_cuts_a_hypothesis_that_never_ends():
+    model = TreeModel(FOREVER, max_length=4)
+    for result in (model.greedy(), model.beam(2)):
+        assert as_strings(result.token_ids) == ["aaaa"]
+        assert result.lengths.numpy().tolist() == [4]
+
+
+def test_beam_search_finds_the_sequence_greedy_misses():
+    model = TreeModel(TRAP, max_length=4)
+    assert as_strings(model.greedy().token_ids) == ["ac._"]
+    result = model.beam(2)
+    assert as_strings(result.token_ids) == ["bc._"]
+    np.testing.assert_allclose(result.log_probs, [math.log(0.4 * 0.95)], atol=1e-5)
+
+
+def test_length_penalty_changes_the_winner():
+    model = TreeModel(SHORT_OR_LONG, max_length=7)
+    plain = model.beam(2, length_penalty=0.0)
+    assert as_strings(plain.token_ids) == [".______"]
+    penalised = model.beam(2, length_penalty=1.0)
+    assert as_strings(penalised.token_ids) == ["abcde._"]
+    log_prob = math.log(0.45)
+    np.testing.assert_allclose(penalised.log_probs, [log_prob], atol=1e-5)
+    np.testing.assert_allclose(penalised.scores, [log_prob / ((5 + 6) / 6)], atol=1e-5)
+
+
+def test_a_finished_hypothesis_is_kept_when_alive_beams_outscore_it():
+    result = TreeModel(EARLY_END, max_length=5).beam(2)
+    assert as_strings(result.token_ids) == [".____"]
+    np.testing.assert_allclose(result.log_probs, [math.log(0.3)], atol=1e-5)
+
+
+def test_batched_rows_are_decoded_independently():
+    together = TreeModel(TRAP, EARLY_END, ABC, max_length=5).beam(2)
+    alone = [
+        as_strings(TreeModel(t, max_length=5).beam(2).token_ids)[0] for t in (TRAP, EARLY_END, ABC)
+    ]
+    assert as_strings(together.token_ids) == alone == ["bc.__", ".____", "b.___"]
+
+
+def test_attention_follows_the_chosen_hypothesis():
+    # "bc." was fed start, b, c: attention on source positions 3, 1, 2.
+    result = TreeModel(TRAP, max_length=5).beam(2)
+    attention = result.attention.numpy()[0]
+    assert attention.shape == (5, SRC_TIME)
+    assert attention[:3].argmax(axis=-1).tolist() == [3, 1, 2]
+    assert not attention[3:].any()
+
+
+class RandomTranslator:
+    """A tiny recurrent decoder with fixed random weights, all TensorFlow ops."""
+
+    def __init__(self, units=6, seed=0):
+        rng = np.random.default_rng(seed)
+        self.embedding = tf.constant(rng.normal(size=[VOCAB, units]), tf.float32)
+        self.recurrent = tf.constant(rng.normal(size=[units, units]), tf.float32)
+        self.output = tf.constant(rng.normal(size=[units, VOCAB]) * 2, tf.float32)
+        self.traces = 0
+
+    def encode(self, source_ids):
+        self.traces += 1  # a Python side effect: runs only while tracing
+        memory = tf.gather(self.embedding, source_ids)  # [batch, src_time, units]
+        return {"memory": memory, "hidden": tf.reduce_mean(memory, axis=1)}
+
+    def decode_step(self, token_ids, state):
+        hidden = tf.tanh(tf.gather(self.embedding, token_ids) + state["hidden"] @ self.recurrent)
+        attention = tf.nn.softmax(tf.einsum("bsu,bu->bs", state["memory"], hidden))
+        logits = hidden @ self.output
+        return logits, {"memory": state["memory"], "hidden": hidden}, attention
+
+
+def test_beam_search_of_width_one_is_greedy():
+    translator = RandomTranslator()
+    source = tf.constant(np.random.default_rng(1).integers(4, VOCAB, size=[5, 3]), tf.int32)
+
+    @tf.function
+    def both(source):
+        state = translator.encode(source)
+        args = (translator.decode_step, state, tf.shape(source)[0])
+        greedy = decoding.greedy_decode(*args, max_length=9, min_length=1)
+        beam = decoding.beam_search_decode(*args, beam_size=1, max_length=9, min_length=1)
+        return greedy, beam
+
+    greedy, beam = both(source)
+    assert as_strings(greedy.token_ids) == as_strings(beam.token_ids)
+    assert len(set(as_strings(greedy.token_ids))) > 1  # the rows really differ
+    np.testing.assert_array_equal(greedy.lengths, beam.lengths)
+    np.testing.assert_allclose(greedy.log_probs, beam.log_probs, atol=1e-5)
+    np.testing.assert_allclose(greedy.attention, beam.attention, atol=1e-6)
+
+
+def test_translate_ids_traces_once_across_batch_sizes_and_source_lengths():
+    translator = RandomTranslator(seed=2)
+    rng = np.random.default_rng(3)
+    for shape in ([2, 3], [5, 7]):
+        source_ids = rng.integers(4, VOCAB, size=shape)
+        result = decoding.translate_ids(translator, source_ids, beam_size=3, max_length=6)
+        assert result.token_ids.shape == (shape[0], 6)
+        assert result.attention.shape == (shape[0], 6, shape[1])
+        for row, length in zip(as_strings(result.token_ids), result.lengths.numpy()):
+            # at most one end token, last in the hypothesis; padding after it
+            assert row[:length].count(".") == int(row[length - 1] == ".")
+            assert row[length:] == "_" * (6 - length)
+    assert translator.traces == 1
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(beam_size=0, max_length=5), "beam_size=0"),
+        (dict(beam_size=2, max_length=0), "max_length=0"),
+        (dict(beam_size=2, max_length=5, min_length=5), "min_length=5"),
+        (dict(beam_size=2, max_length=5, length_penalty=-1.0), "length_penalty=-1.0"),
+    ],
+)
+def test_bad_arguments_name_the_value_received(kwargs, message):
+    model = TreeModel(ABC)
+    with pytest.raises(ValueError, match=message):
+        decoding.beam_search_decode(model.step, model.initial_state(), 1, **kwargs)
