@@ -17,6 +17,7 @@ from seq2seq.errors import UserError
 COMMAND_MODULES = (
     "seq2seq.cli.data",
     "seq2seq.cli.diagnose",
+    "seq2seq.cli.tokenizer",
 )
 
 
