@@ -1,0 +1,267 @@
+"""The LSTM encoder-decoder with attention over the source.
+
+Teacher-forced training runs every layer over whole sequences at once (no
+input feeding), so the decoder LSTM, the attention and the output projection
+are each one batched op over [batch, tgt_time, ...]:
+
+    source_ids -> Embedding -> (Bi)LSTM encoder -> memory [batch, src_time, units']
+    target_in  -> Embedding -> LSTM decoder (initial state: encoder's final state)
+               -> SourceAttention over memory -> Dense(tanh)([decoder, context])
+               -> Dense(target_vocab_size) = logits [batch, tgt_time, vocab]
+
+(`units'` is the encoder's output size: `2 * units` when bidirectional.)
+Decoding uses the same weights one step at a time through `encode` and
+`decode_step`.
+"""
+
+import keras
+from keras import ops
+
+from seq2seq.layers.attention import SourceAttention
+from seq2seq.layers.encoder import LSTMEncoder, resolve_use_cudnn
+from seq2seq.models.base import SaliencyModel
+from seq2seq.tokens import PAD_ID
+
+
+@keras.saving.register_keras_serializable(package="seq2seq")
+class Translator(SaliencyModel):
+    """LSTM encoder-decoder with Luong or Bahdanau attention.
+
+    Args:
+        vocab_size: source vocabulary size (ids in [0, vocab_size), 0 = pad).
+        target_vocab_size: target vocabulary size; None = `vocab_size` (one
+            shared SentencePiece vocabulary, the kit's default). The source and
+            target embeddings are separate matrices either way.
+        embed_dim: embedding size of source and target tokens.
+        units: LSTM units per encoder direction. The decoder has the encoder's
+            output size (`2 * units` when bidirectional) so that the encoder's
+            final (concatenated) states initialise it directly.
+        encoder_layers: stacked encoder LSTM layers.
+        decoder_layers: stacked decoder LSTM layers; None = `encoder_layers`.
+            Decoder layer i starts from encoder layer i's final state (zeros
+            when the encoder has fewer layers).
+        bidirectional: bidirectional encoder.
+        attention: `"luong"` (general score) or `"bahdanau"` (additive).
+        dropout: rate on the embeddings, between stacked LSTMs and before the
+            output projection.
+        use_cudnn: for every LSTM; None = False when `saliency_weight > 0`
+            (cuDNN has no second derivative), else `"auto"`.
+        **kwargs: `saliency_weight`, `saliency_target`, `saliency_reduction`
+            (see `SaliencyModel`) and Keras Model arguments (`name`, ...).
+
+    Inputs: `(source_ids [batch, src_time], target_in [batch, tgt_time])`,
+    optionally with a third element, the source annotation [batch, src_time].
+    Both id tensors are padded with `PAD_ID` at the end.
+
+    Outputs: {"logits": float32 [batch, tgt_time, target_vocab_size],
+    "attention": [batch, tgt_time, src_time]}. The decoder runs without the
+    target mask (it is causal, so real positions never see the trailing
+    padding): logits at padded target positions are meaningless and the
+    loss must ignore them (targets equal to `PAD_ID`).
+    """
+
+    def __init__(
+        self,
+        vocab_size,
+        target_vocab_size=None,
+        embed_dim=256,
+        units=256,
+        encoder_layers=1,
+        decoder_layers=None,
+        bidirectional=False,
+        attention="luong",
+        dropout=0.0,
+        use_cudnn=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        for name, value in (("vocab_size", vocab_size), ("embed_dim", embed_dim),
+                            ("target_vocab_size", target_vocab_size or vocab_size),
+                            ("decoder_layers", decoder_layers or encoder_layers)):
+            if value < 1:
+                raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout}")
+        self.vocab_size = vocab_size
+        self.target_vocab_size = target_vocab_size or vocab_size
+        self.embed_dim = embed_dim
+        self.units = units
+        self.encoder_layers = encoder_layers
+        self.decoder_layers = decoder_layers or encoder_layers
+        self.bidirectional = bool(bidirectional)
+        self.attention_score = attention
+        self.dropout = float(dropout)
+        self.use_cudnn = resolve_use_cudnn(use_cudnn, self.needs_second_derivative)
+
+        self.source_embedding = keras.layers.Embedding(
+            vocab_size, embed_dim, mask_zero=True, name="source_embedding")
+        self.target_embedding = keras.layers.Embedding(
+            self.target_vocab_size, embed_dim, mask_zero=True, name="target_embedding")
+        self.encoder = LSTMEncoder(units, encoder_layers, self.bidirectional, self.dropout,
+                                   self.use_cudnn, name="encoder")
+        self.decoder_units = self.encoder.output_dim
+        self.decoder_lstms = [
+            keras.layers.LSTM(self.decoder_units, return_sequences=True, return_state=True,
+                              use_cudnn=self.use_cudnn, name=f"decoder_lstm_{i}")
+            for i in range(self.decoder_layers)
+        ]
+        self.attention = SourceAttention(score=attention, name="attention")
+        self.attention_combine = keras.layers.Dense(
+            self.decoder_units, activation="tanh", name="attention_combine")
+        self.output_projection = keras.layers.Dense(
+            self.target_vocab_size, name="output_projection")
+        self.dropout_layer = keras.layers.Dropout(self.dropout)
+        self.build()
+
+    # --- building and saving ---------------------------------------------------
+
+    def build(self, input_shape=None):
+        """Creates every weight (at construction: shapes follow from the arguments)."""
+        self.source_embedding.build((None, None))
+        self.target_embedding.build((None, None))
+        self.encoder.build((None, None, self.embed_dim))
+        for i, lstm in enumerate(self.decoder_lstms):
+            lstm.build((None, None, self.embed_dim if i == 0 else self.decoder_units))
+        self.attention.build((None, None, self.decoder_units), (None, None, self.decoder_units))
+        self.attention_combine.build((None, 2 * self.decoder_units))
+        self.output_projection.build((None, self.decoder_units))
+
+    def get_build_config(self):
+        return {"input_shape": None}  # `build` needs no shapes
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            vocab_size=self.vocab_size,
+            target_vocab_size=self.target_vocab_size,
+            embed_dim=self.embed_dim,
+            units=self.units,
+            encoder_layers=self.encoder_layers,
+            decoder_layers=self.decoder_layers,
+            bidirectional=self.bidirectional,
+            attention=self.attention_score,
+            dropout=self.dropout,
+            use_cudnn=self.use_cudnn,
+        )
+        return config
+
+    # --- SaliencyModel hooks -----------------------------------------------------
+
+    def split_inputs(self, x):
+        """`(source_ids, target_in[, annotation])` -> `((source_ids, target_in), annotation)`."""
+        if not isinstance(x, (tuple, list)) or len(x) not in (2, 3):
+            raise ValueError(
+                "Translator inputs are (source_ids, target_in) or "
+                f"(source_ids, target_in, annotation). Received: {type(x).__name__} "
+                f"of length {len(x) if isinstance(x, (tuple, list)) else 'n/a'}"
+            )
+        return (x[0], x[1]), (x[2] if len(x) == 3 else None)
+
+    def embed_source(self, inputs, training=False):
+        return self.source_embedding(inputs[0])
+
+    def forward(self, inputs, source_embedding, training=False):
+        features, attention = self.decoder_features(inputs, source_embedding, training=training)
+        return {"logits": self.project(features), "attention": attention}
+
+    def decoder_features(self, inputs, source_embedding, training=False):
+        """`forward` without the output projection.
+
+        Returns `(features [batch, tgt_time, units'], attention [batch, tgt_time,
+        src_time])`; `project(features)` gives the logits, so a training step
+        can project only the real (non-padding) positions.
+        """
+        source_ids, target_in = inputs
+        source_mask = ops.not_equal(source_ids, PAD_ID)
+        memory, decoder_states = self._encode(source_embedding, source_mask, training)
+        decoder_out = self.dropout_layer(self.target_embedding(target_in), training=training)
+        for i, lstm in enumerate(self.decoder_lstms):
+            if i:
+                decoder_out = self.dropout_layer(decoder_out, training=training)
+            decoder_out, _, _ = lstm(decoder_out, initial_state=list(decoder_states[i]),
+                                     training=training)
+        context, attention = self.attention(decoder_out, memory, memory_mask=source_mask)
+        return self._combine(decoder_out, context, training), attention
+
+    # --- incremental decoding ----------------------------------------------------
+
+    def encode(self, source_ids, training=False):
+        """Encodes once for step-by-step decoding.
+
+        Returns a flat dict of tensors, all with a leading batch axis (a beam
+        search may tile and gather every entry along axis 0):
+            "memory" [batch, src_time, units']: encoder outputs.
+            "memory_keys" [batch, src_time, key_dim]: `attention.memory_keys(memory)`.
+            "memory_mask" bool [batch, src_time]: True at real source tokens.
+            "h_{i}", "c_{i}" [batch, units']: decoder layer i's LSTM state.
+            "context" [batch, units']: the last attention context (zeros
+                before the first step; not fed back: there is no input feeding).
+        The memory entries are constant while decoding one source sentence.
+        """
+        source_mask = ops.not_equal(source_ids, PAD_ID)
+        embedded = self.source_embedding(source_ids)
+        memory, decoder_states = self._encode(embedded, source_mask, training)
+        state = {
+            "memory": memory,
+            "memory_keys": self.attention.memory_keys(memory),
+            "memory_mask": source_mask,
+            "context": ops.zeros_like(memory[:, 0, :]),
+        }
+        for i, (h, c) in enumerate(decoder_states):
+            state[f"h_{i}"], state[f"c_{i}"] = h, c
+        return state
+
+    def decode_step(self, token_ids, state, training=False):
+        """One decoder step from the previous tokens.
+
+        Args:
+            token_ids: int [batch], the previous target tokens (`START_ID` first).
+            state: the dict from `encode` or from the previous `decode_step`.
+
+        Returns:
+            `(logits float32 [batch, target_vocab_size], new_state, attention
+            [batch, src_time])`, the same numbers as the teacher-forced call
+            at this position.
+        """
+        new_state = dict(state)
+        # A direct lookup: the Embedding layer would attach a padding mask that
+        # the LSTM cell cannot take (and warns about); a decoded step is never padding.
+        embeddings = self.target_embedding.embeddings
+        x = ops.cast(ops.take(embeddings, token_ids, axis=0), self.compute_dtype)  # [batch, embed]
+        x = self.dropout_layer(x, training=training)
+        for i, lstm in enumerate(self.decoder_lstms):
+            if i:
+                x = self.dropout_layer(x, training=training)
+            x, (h, c) = lstm.cell(x, [state[f"h_{i}"], state[f"c_{i}"]], training=training)
+            new_state[f"h_{i}"], new_state[f"c_{i}"] = h, c
+        context, attention = self.attention(
+            x, state["memory"], memory_mask=state["memory_mask"], keys=state["memory_keys"])
+        new_state["context"] = context
+        logits = self.project(self._combine(x, context, training))
+        return logits, new_state, attention
+
+    # --- shared pieces -----------------------------------------------------------
+
+    def _encode(self, source_embedding, source_mask, training):
+        """Returns the memory and one `(h, c)` initial state per decoder layer."""
+        embedded = self.dropout_layer(source_embedding, training=training)
+        memory, encoder_states = self.encoder(embedded, mask=source_mask, training=training)
+        zeros = ops.zeros_like(memory[:, 0, :])
+        decoder_states = [
+            encoder_states[i] if i < len(encoder_states) else (zeros, zeros)
+            for i in range(self.decoder_layers)
+        ]
+        return memory, decoder_states
+
+    def project(self, features):
+        """[..., units'] decoder features -> [..., target_vocab_size] float32 logits.
+
+        float32 even under a mixed precision policy, so that softmax and loss
+        stay accurate over a large vocabulary.
+        """
+        return ops.cast(self.output_projection(features), "float32")
+
+    def _combine(self, decoder_out, context, training):
+        """Luong's attentional state: tanh(W [decoder_out; context]), [..., units']."""
+        combined = self.attention_combine(ops.concatenate([decoder_out, context], axis=-1))
+        return self.dropout_layer(combined, training=training)

@@ -1,0 +1,195 @@
+"""Translator: shapes, source masking, incremental == teacher-forced, config and .keras round trips."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from seq2seq.models.translator import Translator
+from seq2seq.tokens import END_ID, PAD_ID, START_ID
+
+VOCAB, TARGET_VOCAB = 30, 25
+SMALL = dict(vocab_size=VOCAB, target_vocab_size=TARGET_VOCAB, embed_dim=8, units=8)
+
+
+def batch(rng, source_lengths=(3, 6, 1), target_lengths=(4, 2, 5)):
+    """Right-padded (source_ids, target_in) with the given real lengths."""
+    source = np.zeros((len(source_lengths), max(source_lengths)), np.int32)
+    target = np.zeros((len(target_lengths), max(target_lengths)), np.int32)
+    for row, length in enumerate(source_lengths):
+        source[row, :length] = rng.integers(4, VOCAB, size=length)
+        source[row, length - 1] = END_ID
+    for row, length in enumerate(target_lengths):
+        target[row, :length] = rng.integers(4, TARGET_VOCAB, size=length)
+        target[row, 0] = START_ID
+    return source, target
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("attention", ["luong", "bahdanau"])
+def test_outputs_shapes_and_source_mask(rng, bidirectional, attention):
+    model = Translator(**SMALL, bidirectional=bidirectional, attention=attention)
+    source, target = batch(rng)
+    outputs = model((source, target))
+    assert tuple(outputs["logits"].shape) == (3, 5, TARGET_VOCAB)
+    weights = keras.ops.convert_to_numpy(outputs["attention"])
+    assert weights.shape == (3, 5, 6)
+    padding = np.broadcast_to((source == PAD_ID)[:, None, :], weights.shape)
+    assert np.all(weights[padding] == 0.0)
+    np.testing.assert_allclose(weights.sum(axis=-1), 1.0, rtol=1e-5)
+
+
+def test_annotation_is_split_off(rng):
+    model = Translator(**SMALL)
+    source, target = batch(rng)
+    annotation = (source != PAD_ID).astype("float32")
+    inputs, split = model.split_inputs((source, target, annotation))
+    assert split is annotation and inputs[0] is source and inputs[1] is target
+    assert model.split_inputs((source, target))[1] is None
+    np.testing.assert_array_equal(model((source, target, annotation))["logits"],
+                                  model((source, target))["logits"])
+    with pytest.raises(ValueError, match="length 1"):
+        model.split_inputs((source,))
+
+
+def teacher_forced_and_stepped(model, source, target):
+    outputs = model((source, target))
+    state = model.encode(source)
+    step_logits, step_attention = [], []
+    for t in range(target.shape[1]):
+        logits, state, attention = model.decode_step(target[:, t], state)
+        step_logits.append(logits)
+        step_attention.append(attention)
+    return outputs, np.stack(step_logits, axis=1), np.stack(step_attention, axis=1)
+
+
+@pytest.mark.parametrize("config", [
+    dict(attention="luong"),
+    dict(attention="bahdanau", bidirectional=True, encoder_layers=2),
+    dict(attention="luong", bidirectional=True, encoder_layers=1, decoder_layers=2),
+])
+def test_decode_step_equals_teacher_forcing(rng, config):
+    model = Translator(**SMALL, **config)
+    source, target = batch(rng)
+    outputs, logits, attention = teacher_forced_and_stepped(model, source, target)
+    real = target != PAD_ID  # positions after a target's end are not compared
+    np.testing.assert_allclose(logits[real], keras.ops.convert_to_numpy(outputs["logits"])[real],
+                               atol=1e-5)
+    np.testing.assert_allclose(attention[real], keras.ops.convert_to_numpy(outputs["attention"])[real],
+                               atol=1e-6)
+    assert np.all(attention[np.broadcast_to((source == PAD_ID)[:, None], attention.shape)] == 0)
+
+
+def test_state_has_a_leading_batch_axis_and_tiles(rng):
+    model = Translator(**SMALL, bidirectional=True, decoder_layers=2, attention="bahdanau")
+    source, _ = batch(rng)
+    state = model.encode(source)
+    assert set(state) == {"memory", "memory_keys", "memory_mask", "context",
+                          "h_0", "c_0", "h_1", "c_1"}
+    assert all(value.shape[0] == 3 for value in state.values())
+    assert tuple(state["h_0"].shape) == (3, 16)  # bidirectional: 2 * units
+    tokens = np.full((3,), START_ID, np.int32)
+    logits, new_state, _ = model.decode_step(tokens, state)
+    assert set(new_state) == set(state)
+    tiled = {key: keras.ops.repeat(value, 2, axis=0) for key, value in state.items()}  # beam of 2
+    tiled_logits, _, _ = model.decode_step(np.repeat(tokens, 2), tiled)
+    np.testing.assert_allclose(tiled_logits, np.repeat(logits, 2, axis=0), atol=1e-6)
+
+
+def test_decode_step_runs_in_a_graph_loop(rng):
+    """Greedy decoding as a tf.while_loop over decode_step gives the eager result."""
+    model = Translator(**SMALL, attention="bahdanau")
+    source, _ = batch(rng)
+
+    def greedy(source, steps):
+        state = model.encode(source)
+        tokens = tf.fill([tf.shape(source)[0]], START_ID)
+        output = tf.TensorArray(tf.int32, size=steps)
+
+        def body(t, tokens, state, output):
+            logits, state, _ = model.decode_step(tokens, state)
+            tokens = tf.argmax(logits, axis=-1, output_type=tf.int32)
+            return t + 1, tokens, state, output.write(t, tokens)
+
+        _, _, _, output = tf.while_loop(lambda t, *_: t < steps, body, (0, tokens, state, output))
+        return tf.transpose(output.stack())
+
+    np.testing.assert_array_equal(tf.function(greedy)(source, 4), greedy(source, 4))
+
+
+def test_use_cudnn_follows_saliency_weight():
+    assert Translator(**SMALL).use_cudnn == "auto"
+    assert Translator(**SMALL, saliency_weight=1.0).use_cudnn is False
+    assert Translator(**SMALL, use_cudnn=False).use_cudnn is False
+    with pytest.raises(ValueError, match="use_cudnn=True"):
+        Translator(**SMALL, saliency_weight=1.0, use_cudnn=True)
+    with pytest.raises(ValueError, match="use_cudnn='yes'"):
+        Translator(**SMALL, use_cudnn="yes")
+
+
+def test_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="score='dot'"):
+        Translator(**SMALL, attention="dot")
+    with pytest.raises(ValueError, match="dropout=1.5"):
+        Translator(**SMALL, dropout=1.5)
+    with pytest.raises(ValueError, match="vocab_size=0"):
+        Translator(vocab_size=0)
+
+
+def test_config_round_trip():
+    model = Translator(**SMALL, encoder_layers=2, bidirectional=True, attention="bahdanau",
+                       dropout=0.1, saliency_weight=0.5, saliency_reduction="sum_squared")
+    config = model.get_config()
+    assert config["use_cudnn"] is False and config["decoder_layers"] == 2
+    assert config["attention"] == "bahdanau" and config["saliency_weight"] == 0.5
+    assert Translator.from_config(config).get_config() == config
+
+
+def all_lstms(model):
+    lstms = list(model.decoder_lstms)
+    for layer in model.encoder.lstms:
+        lstms += [layer.forward_layer, layer.backward_layer] if model.bidirectional else [layer]
+    return lstms
+
+
+def test_keras_save_and_load_gives_identical_outputs(rng, tmp_path):
+    model = Translator(**SMALL, bidirectional=True, attention="bahdanau", dropout=0.2,
+                       saliency_weight=1.0)
+    source, target = batch(rng)
+    before = model((source, target))
+    path = tmp_path / "translator.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert isinstance(loaded, Translator) and loaded.get_config() == model.get_config()
+    after = loaded((source, target))
+    for key in ("logits", "attention"):
+        np.testing.assert_array_equal(before[key], after[key])
+    assert loaded.use_cudnn is False
+    assert all(lstm.use_cudnn is False for lstm in all_lstms(loaded))
+    step_before, _, _ = model.decode_step(target[:, 0], model.encode(source))
+    step_after, _, _ = loaded.decode_step(target[:, 0], loaded.encode(source))
+    np.testing.assert_array_equal(step_before, step_after)
+
+
+def test_built_at_construction_so_it_saves_and_encodes_before_any_call(rng, tmp_path):
+    source, target = batch(rng)
+    assert set(Translator(**SMALL).encode(source)) >= {"memory", "h_0", "c_0"}
+    path = tmp_path / "fresh.keras"
+    Translator(**SMALL).save(path)
+    assert tuple(keras.saving.load_model(path)((source, target))["logits"].shape) == (3, 5, TARGET_VOCAB)
+
+
+def test_decoder_features_project_to_the_logits(rng):
+    model = Translator(**SMALL)
+    source, target = batch(rng)
+    embedded = model.embed_source((source, target))
+    features, attention = model.decoder_features((source, target), embedded)
+    assert tuple(features.shape) == (3, 5, 8)
+    outputs = model.forward((source, target), embedded)
+    np.testing.assert_array_equal(model.project(features), outputs["logits"])
+    np.testing.assert_array_equal(attention, outputs["attention"])
