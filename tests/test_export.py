@@ -1,0 +1,129 @@
+"""Exported SavedModels load and serve in a fresh process that never imports the kit.
+
+One module-scoped fixture trains a tiny SentencePiece model, exports an
+untrained tiny translator (beam search) and classifier, and loads both in a
+single subprocess (each TensorFlow import costs seconds) whose `seq2seq`
+import is blocked. Its outputs must equal the in-process ones.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from seq2seq.data.generated import generate_sentences
+from seq2seq.data.pipeline import encode_sources
+from seq2seq.errors import UserError
+from seq2seq.export import export_classifier, export_translator
+from seq2seq.inference import length_sorted_batches, translate_batches
+from seq2seq.models.classifier import Classifier
+from seq2seq.models.translator import Translator
+from seq2seq.tokenizer import SentencePieceTokenizer, train_sentencepiece_from_sentences
+
+DECODING = dict(max_source_len=12, beam_size=2, max_length=10, length_penalty=0.6)
+LABELS = ["neg", "pos", "neutral"]
+MAX_LEN = 12
+
+# Runs in the fresh process: only tensorflow and tensorflow_text, `seq2seq` unimportable.
+_LOAD_SCRIPT = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    sys.modules["seq2seq"] = None  # any `import seq2seq` now raises ImportError
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401  (registers the SentencePiece ops)
+
+    translator_dir, classifier_dir, texts = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+    texts = tf.constant(texts)
+    translated = tf.saved_model.load(translator_dir).signatures["serving_default"](texts=texts)
+    classified = tf.saved_model.load(classifier_dir).signatures["serving_default"](texts=texts)
+
+    def plain(outputs):
+        return {k: np.char.decode(v.numpy().astype(bytes), "utf-8").tolist() if v.dtype == tf.string else v.numpy().tolist()
+                for k, v in outputs.items()}
+
+    print(json.dumps({
+        "kit_modules": sorted(name for name, module in sys.modules.items()
+                              if name.startswith("seq2seq") and module is not None),
+        "translator": plain(translated),
+        "classifier": plain(classified),
+    }))
+""")
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("export")
+    # Seed first: seeding clears TensorFlow's kernel cache, which holds the SentencePiece
+    # resource of every tokenizer built before (tensorflow_text's kernel-owned resource).
+    tf.random.set_seed(0)
+    sentences = generate_sentences(300, seed=0)
+    tokenizer = SentencePieceTokenizer.from_file(
+        train_sentencepiece_from_sentences(sentences, root / "spm", vocab_size=60, num_threads=1))
+    translator = Translator(tokenizer.vocab_size, embed_dim=8, units=8)
+    classifier = Classifier(tokenizer.vocab_size, num_classes=len(LABELS), embed_dim=8, units=4)
+    texts = sentences[:6] + ["", "hiro"]  # an empty text and a one-piece text too
+    # The order `translate_batches` decodes them in, so both sides run the same batch.
+    texts = [texts[i] for i in next(length_sorted_batches(texts, len(texts)))]
+    translator_dir = export_translator(translator, tokenizer, root / "translator", **DECODING)
+    classifier_dir = export_classifier(classifier, tokenizer, root / "classifier", max_len=MAX_LEN,
+                                       labels=LABELS)
+    loaded = subprocess.run(
+        [sys.executable, "-c", _LOAD_SCRIPT, str(translator_dir), str(classifier_dir),
+         json.dumps(texts)],
+        capture_output=True, text=True, timeout=120, cwd=root,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    return dict(tokenizer=tokenizer, translator=translator, classifier=classifier, texts=texts,
+                root=root, loaded=json.loads(loaded.stdout.strip().splitlines()[-1]))
+
+
+def test_fresh_process_never_imports_the_kit(setup):
+    assert setup["loaded"]["kit_modules"] == []
+
+
+def test_exported_translator_matches_in_process_translation(setup):
+    expected = translate_batches(setup["translator"], setup["tokenizer"], setup["texts"],
+                                 batch_size=len(setup["texts"]), **DECODING)
+    served = setup["loaded"]["translator"]
+    assert served["translations"] == expected
+    assert len(served["scores"]) == len(setup["texts"])
+    assert np.array(served["token_ids"]).shape == (len(setup["texts"]), DECODING["max_length"])
+
+
+def test_exported_classifier_matches_in_process_model(setup):
+    ids = encode_sources(tf.constant(setup["texts"]), setup["tokenizer"], MAX_LEN).to_tensor()
+    expected = setup["classifier"].predict_with_attention(ids.numpy())
+    served = setup["loaded"]["classifier"]
+    np.testing.assert_allclose(served["probabilities"], expected["probabilities"], atol=1e-5)
+    np.testing.assert_allclose(served["attention"], expected["attention"], atol=1e-5)
+    assert served["label"] == [LABELS[i] for i in expected["labels"]]
+    pieces = np.array(served["pieces"])
+    assert pieces.shape == ids.shape
+    assert pieces[0, int(np.count_nonzero(ids[0])) - 1] == "</s>"  # the end token, then ""
+    assert (pieces[ids.numpy() == 0] == "").all()
+
+
+def test_refuses_a_non_empty_out_dir(setup, tmp_path):
+    (tmp_path / "old.txt").write_text("keep me")
+    with pytest.raises(UserError, match="not empty"):
+        export_translator(setup["translator"], setup["tokenizer"], tmp_path, **DECODING)
+    assert (tmp_path / "old.txt").read_text() == "keep me"
+
+
+def test_refuses_bad_options(setup, tmp_path):
+    with pytest.raises(UserError, match="beam_size must be an integer >= 1; received 0"):
+        export_translator(setup["translator"], setup["tokenizer"], tmp_path / "a",
+                          **{**DECODING, "beam_size": 0})
+    with pytest.raises(UserError, match="vocabulary"):
+        export_translator(Translator(setup["tokenizer"].vocab_size + 1, embed_dim=4, units=4),
+                          setup["tokenizer"], tmp_path / "a", **DECODING)
+    with pytest.raises(UserError, match="3 classes"):
+        export_classifier(setup["classifier"], setup["tokenizer"], tmp_path / "b", max_len=MAX_LEN,
+                          labels=["neg", "pos"])
+    assert not any(tmp_path.iterdir())
