@@ -242,7 +242,7 @@ class SentencePieceTokenizer(tf.Module):
         Returns:
             tf.RaggedTensor int32 [batch, None], without start or end tokens.
         """
-        return self._sentencepiece.tokenize(strings)
+        return self._run("tokenize", strings)
 
     def tokenize_with_offsets(self, strings):
         """Like `tokenize`, with each piece's byte span in the input string.
@@ -255,7 +255,7 @@ class SentencePieceTokenizer(tf.Module):
             word-boundary marker included (so a word's first piece starts at
             the whitespace before the word).
         """
-        return self._sentencepiece.tokenize_with_offsets(strings)
+        return self._run("tokenize_with_offsets", strings)
 
     def detokenize(self, ids):
         """Piece ids to strings; stops at the first end token, drops pad and start.
@@ -271,15 +271,34 @@ class SentencePieceTokenizer(tf.Module):
         is_end = tf.cast(tf.equal(ids, tokens.END_ID), tf.int32)
         before_end = tf.equal(tf.cumsum(is_end, axis=1), 0)
         kept = before_end & tf.not_equal(ids, tokens.PAD_ID) & tf.not_equal(ids, tokens.START_ID)
-        return self._sentencepiece.detokenize(tf.ragged.boolean_mask(ids, kept))
+        return self._run("detokenize", tf.ragged.boolean_mask(ids, kept))
+
+    def _run(self, method: str, *args):
+        """Calls the tensorflow-text tokenizer, rebuilding its eager resource if it was dropped.
+
+        `tf.random.set_seed` (and `keras.utils.set_random_seed`) clears
+        TensorFlow's eager kernel cache, which owns the SentencePiece resource
+        made in eager mode; the next eager call then fails with NotFoundError.
+        Graphs (tf.data, tf.function, SavedModels) make their own resource and
+        are unaffected.
+        """
+        try:
+            return getattr(self._sentencepiece, method)(*args)
+        except tf.errors.NotFoundError:
+            if not tf.executing_eagerly():
+                raise
+            import tensorflow_text
+
+            self._sentencepiece = tensorflow_text.SentencepieceTokenizer(model=self.model_proto)
+            return getattr(self._sentencepiece, method)(*args)
 
     def id_to_piece(self, ids):
         """Ids (any shape, int) to their pieces (same shape, tf.string); graph-safe."""
-        return self._sentencepiece.id_to_string(tf.cast(ids, tf.int32))
+        return self._run("id_to_string", tf.cast(ids, tf.int32))
 
     def piece_to_id(self, pieces):
         """Pieces (any shape, tf.string) to their ids (same shape, int32); graph-safe."""
-        return self._sentencepiece.string_to_id(pieces)
+        return self._run("string_to_id", pieces)
 
 
 def _check_reserved_pieces(processor) -> None:

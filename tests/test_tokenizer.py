@@ -239,3 +239,12 @@ def _decode(strings) -> list[str]:
 def _write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
+
+
+def test_tokenizer_survives_seeding_after_creation():
+    # tf.random.set_seed clears the eager kernel cache that owns the SentencePiece resource.
+    tokenizer = SentencePieceTokenizer.from_file(REPO / "tokenizers" / "generated.model")
+    before = tokenizer.tokenize([SENTENCES[0]]).to_list()
+    tf.random.set_seed(7)
+    assert tokenizer.tokenize([SENTENCES[0]]).to_list() == before
+    assert tokenizer.detokenize(tokenizer.tokenize([SENTENCES[0]])).numpy()[0].decode() == SENTENCES[0]

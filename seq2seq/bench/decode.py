@@ -1,0 +1,256 @@
+"""`seq2seq bench decode`: the kit's graph decoders against re-running the model over the prefix.
+
+On the gettext English -> French test split (seed 0, the run defaults' split
+fractions), measured side by side in one run on the same length-sorted batches
+of source ids (tokenization and detokenization are not timed):
+
+- kit greedy and kit beam-4: `seq2seq.decoding.translate_ids`, one graph per
+  batch that encodes once and carries the LSTM state step by step;
+- the baseline, greedy decoding as the Keras tutorials write it: each step runs
+  the whole teacher-forced model `translator((source_ids, prefix))` over the
+  growing prefix and keeps the last position's argmax. It is batched like the
+  kit, its forward pass is one compiled `tf.function` (so it pays for the
+  re-computation, not for eager execution), it stops once every row has emitted
+  the end token, and it forbids the same tokens as the kit (pad, start), so its
+  outputs should equal kit greedy's (`baseline_agreement`).
+
+Without `--model` the translator is freshly initialised at the training
+benchmark's sizes (vocabulary 8,000, embeddings and units 256): decoding speed
+does not depend on the weights, only on how many steps run, and an untrained
+model rarely emits the end token, so every batch runs to `max_length`. (Its
+output layer is scaled up so that greedy choices are not float-rounding ties:
+see `_sharpen_outputs`.) A trained run's outputs end where the model says, so
+both decoders run fewer steps and the speedup is smaller.
+"""
+
+import argparse
+import tempfile
+import time
+
+GREEDY_SPEEDUP_TARGET = 50.0
+BEAM4_OVER_GREEDY_TARGET = 2.5
+BEAM_SIZE = 4
+# Sentences the on-the-fly tokenizer trains on (a sample of the training split).
+TOKENIZER_SENTENCES = 50_000
+# The kit decodes each batch this many times (its runs are short, so one
+# load spike from another process would otherwise skew them); the baseline once.
+KIT_REPEATS = 3
+# Output-layer scale of the fresh translator (see `_sharpen_outputs`).
+FRESH_LOGIT_SCALE = 300.0
+BASELINE = "greedy; full teacher-forced forward over the growing prefix each step (compiled, batched)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", help="trained run directory (default: a freshly initialised translator)")
+    parser.add_argument("--tokenizer", help="SentencePiece .model for the fresh translator "
+                                            "(default: train one on the training split)")
+    parser.add_argument("--target", default="fr", help="gettext target language (default: fr)")
+    parser.add_argument("--locale-dir", default="/usr/share/locale", help="gettext catalog root")
+    parser.add_argument("--sentences", type=int, default=200, help="test sentences decoded (default: 200)")
+    parser.add_argument("--batch-size", type=int, help="sentences per batch (default: the run's, else 64)")
+    parser.add_argument("--max-length", type=int, help="longest output in pieces (default: the run's, else 64)")
+    parser.add_argument("--vocab-size", type=int, default=8000, help="fresh translator's vocabulary")
+    parser.add_argument("--embed-dim", type=int, default=256, help="fresh translator's embedding size")
+    parser.add_argument("--units", type=int, default=256, help="fresh translator's LSTM units")
+    parser.add_argument("--seed", type=int, default=0, help="weights of the fresh translator")
+    parser.add_argument("--repeats", type=int, default=KIT_REPEATS,
+                        help=f"kit decodes of each batch, averaged (default: {KIT_REPEATS})")
+
+
+def run(args) -> dict:
+    import keras
+
+    from seq2seq.errors import UserError
+
+    for flag, value in (("--sentences", args.sentences), ("--batch-size", args.batch_size),
+                        ("--max-length", args.max_length), ("--repeats", args.repeats)):
+        if value is not None and value < 1:
+            raise UserError(f"{flag} must be at least 1; received {value}")
+    keras.utils.set_random_seed(args.seed)  # first: seeding clears TF's kernel cache (tokenizer resources)
+    split = _gettext_split(args.target, args.locale_dir)
+    texts = [pair.source for pair in split.test[: args.sentences]]
+    setup = _load_run(args) if args.model else _fresh_translator(args, split.train)
+    hypotheses, seconds = _measure(_source_batches(setup, texts), {
+        "greedy": (_kit_decoder(setup, beam_size=1), args.repeats),
+        "beam4": (_kit_decoder(setup, beam_size=BEAM_SIZE), args.repeats),
+        "baseline": (_baseline_decoder(setup), 1),
+    })
+    return _report(setup, hypotheses, seconds, kit_repeats=args.repeats)
+
+
+def _report(setup: dict, hypotheses: dict, seconds: dict, *, kit_repeats: int) -> dict:
+    greedy, baseline = hypotheses["greedy"], hypotheses["baseline"]
+    sentences = len(greedy)
+    return {
+        "greedy_sentences_per_s": round(sentences / seconds["greedy"], 2),
+        "beam4_sentences_per_s": round(sentences / seconds["beam4"], 2),
+        "baseline_sentences_per_s": round(sentences / seconds["baseline"], 3),
+        "greedy_speedup": round(seconds["baseline"] / seconds["greedy"], 1),
+        "beam4_over_greedy_time": round(seconds["beam4"] / seconds["greedy"], 2),
+        "targets": {"greedy_speedup": GREEDY_SPEEDUP_TARGET, "beam4_over_greedy_time": BEAM4_OVER_GREEDY_TARGET},
+        "sentences": sentences,
+        "batch_size": setup["batch_size"],
+        "max_length": setup["max_length"],
+        "max_source_len": setup["max_source_len"],
+        "length_penalty": setup["length_penalty"],
+        "mean_greedy_output_len": round(sum(map(len, greedy)) / sentences, 1),
+        "baseline_agreement": round(sum(a == b for a, b in zip(greedy, baseline)) / sentences, 4),
+        "seconds": {name: round(value, 2) for name, value in seconds.items()},
+        "kit_repeats": kit_repeats,
+        "model": setup["description"],
+        "baseline": BASELINE,
+    }
+
+
+# ----------------------------------------------------------------------------- setup
+
+
+def _gettext_split(target: str, locale_dir: str):
+    from seq2seq.data.gettext import read_gettext
+    from seq2seq.data.split import split_pairs
+    from seq2seq.run_config import DataConfig
+
+    defaults = DataConfig()
+    pairs, _ = read_gettext(target, locale_dir=locale_dir)
+    return split_pairs(pairs, seed=0, valid_fraction=defaults.valid_fraction,
+                       test_fraction=defaults.test_fraction)
+
+
+def _load_run(args) -> dict:
+    from seq2seq.translation import load_run
+
+    run = load_run(args.model)
+    decode = run.config.decode
+    return dict(
+        translator=run.translator, tokenizer=run.tokenizer,
+        max_source_len=run.config.batching.max_source_len,
+        max_length=args.max_length or decode.max_length,
+        batch_size=args.batch_size or decode.batch_size,
+        length_penalty=decode.length_penalty,
+        description=f"trained run {args.model}",
+    )
+
+
+def _fresh_translator(args, train_pairs) -> dict:
+    from seq2seq.data.batching import BatchingConfig
+    from seq2seq.models.translator import Translator
+    from seq2seq.run_config import DecodeConfig
+    from seq2seq.tokenizer import SentencePieceTokenizer, train_sentencepiece_from_sentences
+
+    if args.tokenizer:
+        tokenizer = SentencePieceTokenizer.from_file(args.tokenizer)
+    else:
+        with tempfile.TemporaryDirectory() as directory:
+            sentences = [p.source for p in train_pairs] + [p.target for p in train_pairs]
+            tokenizer = SentencePieceTokenizer.from_file(train_sentencepiece_from_sentences(
+                sentences, directory, vocab_size=args.vocab_size, max_sentences=TOKENIZER_SENTENCES))
+    translator = Translator(tokenizer.vocab_size, embed_dim=args.embed_dim, units=args.units)
+    if not translator.built:
+        translator.build()
+    _sharpen_outputs(translator)
+    decode = DecodeConfig()
+    return dict(
+        translator=translator, tokenizer=tokenizer,
+        max_source_len=BatchingConfig().max_source_len,
+        max_length=args.max_length or decode.max_length,
+        batch_size=args.batch_size or decode.batch_size,
+        length_penalty=decode.length_penalty,
+        description=(f"fresh Translator(vocab_size={tokenizer.vocab_size}, embed_dim={args.embed_dim}, "
+                     f"units={args.units})"),
+    )
+
+
+def _sharpen_outputs(translator, factor: float = FRESH_LOGIT_SCALE) -> None:
+    """Scales a fresh translator's output layer so its logits are not near-ties.
+
+    Freshly initialised, the top two logits of a step differ by ~1e-6: the
+    greedy choice among them is decided by float rounding (the kit's search
+    ranks prefix sums), and `baseline_agreement` would measure noise. Scaling
+    the output kernel changes no shape or op, so no timing.
+    """
+    kernel = translator.output_projection.kernel
+    kernel.assign(kernel * factor)
+
+
+def _source_batches(setup: dict, texts: list[str]) -> list:
+    """Padded int32 source ids [batch, src_time], batched as `translate_batches` batches."""
+    from seq2seq.inference import length_sorted_batches, source_ids
+
+    return [
+        source_ids(setup["tokenizer"], [texts[i] for i in indices], setup["max_source_len"])
+        for indices in length_sorted_batches(texts, setup["batch_size"])
+    ]
+
+
+# ----------------------------------------------------------------------------- decoders
+
+
+def _kit_decoder(setup: dict, beam_size: int):
+    from seq2seq.decoding import translate_ids
+
+    def decode(source_ids):
+        return translate_ids(setup["translator"], source_ids, beam_size=beam_size,
+                             max_length=setup["max_length"],
+                             length_penalty=setup["length_penalty"]).token_ids
+
+    return decode
+
+
+def _baseline_decoder(setup: dict):
+    """Greedy decoding that re-runs the teacher-forced model over the whole prefix each step."""
+    import tensorflow as tf
+
+    from seq2seq.tokens import END_ID, PAD_ID, START_ID
+
+    translator, max_length = setup["translator"], setup["max_length"]
+    ids = tf.TensorSpec([None, None], tf.int32)
+
+    @tf.function(input_signature=[ids, ids])
+    def next_tokens(source_ids, prefix):
+        logits = translator((source_ids, prefix), training=False)["logits"][:, -1, :]  # [batch, vocab]
+        forbidden = tf.one_hot(PAD_ID, tf.shape(logits)[-1]) + tf.one_hot(START_ID, tf.shape(logits)[-1])
+        return tf.argmax(tf.cast(logits, tf.float32) - 1e9 * forbidden, axis=-1, output_type=tf.int32)
+
+    def decode(source_ids):
+        batch = tf.shape(source_ids)[0]
+        prefix = tf.fill([batch, 1], START_ID)
+        done = tf.zeros([batch], tf.bool)
+        for _ in range(max_length):
+            token = tf.where(done, PAD_ID, next_tokens(source_ids, prefix))
+            prefix = tf.concat([prefix, token[:, None]], axis=1)
+            done |= token == END_ID
+            if bool(tf.reduce_all(done)):
+                break
+        return prefix[:, 1:]
+
+    return decode
+
+
+def _measure(batches: list, decoders: dict) -> tuple[dict, dict]:
+    """Decodes every batch with every decoder; returns hypotheses and seconds per decoder.
+
+    `decoders` maps a name to `(decode, repeats)`; a decoder's seconds are its
+    mean over repeats, summed over batches. Each decoder is first warmed up
+    (traced) on the smallest batch; then the decoders take turns batch by
+    batch, so that load from other processes falls on all of them alike. A
+    hypothesis is its token ids up to and including the first end token.
+    """
+    for decode, _ in decoders.values():
+        decode(batches[-1]).numpy()  # trace; the last batch is the smallest
+    outputs = {name: [] for name in decoders}
+    seconds = dict.fromkeys(decoders, 0.0)
+    for source_ids in batches:
+        for name, (decode, repeats) in decoders.items():
+            started = time.perf_counter()
+            for _ in range(repeats):
+                token_ids = decode(source_ids).numpy()
+            seconds[name] += (time.perf_counter() - started) / repeats
+            outputs[name].append(token_ids)
+    return {name: _hypotheses(batches_ids) for name, batches_ids in outputs.items()}, seconds
+
+
+def _hypotheses(batches_ids: list) -> list[tuple[int, ...]]:
+    from seq2seq.tokens import END_ID
+
+    rows = [row for token_ids in batches_ids for row in token_ids.tolist()]
+    return [tuple(row[: row.index(END_ID) + 1] if END_ID in row else row) for row in rows]
