@@ -1,6 +1,8 @@
-"""Training callbacks. `CollapseMonitor` watches decoded outputs for end-token collapse."""
+"""Training callbacks: `CollapseMonitor` watches decoded outputs for end-token collapse;
+`TimeBudget` stops training after a wall-clock budget."""
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Sequence
 
 import keras
@@ -144,4 +146,28 @@ class CollapseMonitor(keras.callbacks.Callback):
             logger.warning(
                 "Stopping training: collapsed %d checks in a row.", self.collapsed_in_a_row
             )
+            self.model.stop_training = True
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Stops training once `seconds` of wall-clock time have passed since `on_train_begin`.
+
+    The check runs after every batch; the epoch in progress ends early, so the
+    usual end-of-epoch work (validation, checkpoint) still happens.
+    """
+
+    def __init__(self, seconds: float):
+        super().__init__()
+        if not seconds > 0:
+            raise ValueError(f"Expected a positive time budget. Received: seconds={seconds!r}")
+        self.seconds = float(seconds)
+        self.exhausted = False
+        self._started = None
+
+    def on_train_begin(self, logs=None):
+        self._started = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if time.perf_counter() - self._started >= self.seconds:
+            self.exhausted = True
             self.model.stop_training = True

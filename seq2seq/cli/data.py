@@ -40,7 +40,7 @@ def _register_check(commands) -> None:
     parser.add_argument("--max-line-chars", type=int, default=DEFAULT_MAX_LINE_CHARS, metavar="N",
                         help=f"longest accepted field in characters (default {DEFAULT_MAX_LINE_CHARS})")
     parser.add_argument("--tokenizer", metavar="MODEL", help="a SentencePiece .model: count lengths in pieces")
-    parser.set_defaults(handler=run_check)
+    parser.set_defaults(handler=run_check, without_tensorflow=True)
 
 
 def _register_gettext(commands) -> None:
@@ -58,7 +58,7 @@ def _register_gettext(commands) -> None:
     parser.add_argument("--locale-dir", default=DEFAULT_LOCALE_DIR, metavar="DIR",
                         help=f"directory of <lang>/LC_MESSAGES/*.mo (default {DEFAULT_LOCALE_DIR})")
     _add_split_arguments(parser)
-    parser.set_defaults(handler=run_gettext)
+    parser.set_defaults(handler=run_gettext, without_tensorflow=True)
 
 
 def _register_generate(commands) -> None:
@@ -75,7 +75,7 @@ def _register_generate(commands) -> None:
     parser.add_argument("--n", type=int, default=1000, help="number of examples (default 1000)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--out", required=True, metavar="FILE", help="the file to write")
-    parser.set_defaults(handler=run_generate)
+    parser.set_defaults(handler=run_generate, without_tensorflow=True)
 
 
 def _add_split_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,16 +1,22 @@
 """`seq2seq diagnose`: tells whether a model's outputs show end-token collapse, and why.
 
-    seq2seq diagnose --predictions FILE --references FILE [--targets FILE]
-                     [--format text|ids] [--padding-masked | --no-padding-masked]
+    seq2seq diagnose --predictions FILE --references FILE [--format text|ids]
+    seq2seq diagnose --model DIR --data FILE [--beam N]
+                     [--targets FILE] [--padding-masked | --no-padding-masked]
                      [--json OUT.json] [--plots DIR]
 
-Prediction and reference files hold one output per line (an empty line is an
-empty output); the targets file holds one training target per line as
-space-separated token ids. The text report goes to stdout.
+Outputs of any model: prediction and reference files hold one output per line
+(an empty line is an empty output). A run directory of the kit (`--model`):
+the TSV's sources are translated with the run's model and diagnosed as token
+ids against the references' ids (pieces + END), so END at the first step and
+outputs that never end are measured, not inferred from text. The targets file
+holds one training target per line as space-separated token ids. The text
+report goes to stdout.
 """
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from seq2seq.errors import UserError
@@ -31,13 +37,17 @@ def register(subparsers) -> None:
     source = parser.add_argument_group("outputs to diagnose")
     source.add_argument("--predictions", type=Path, metavar="FILE", help="decoded outputs")
     source.add_argument("--references", type=Path, metavar="FILE", help="expected outputs")
-    # EXTENSION POINT (--model DIR --data FILE): add those two options here and
-    # resolve them in `load_outputs` below, which returns what is diagnosed.
+    source.add_argument("--model", type=Path, metavar="DIR",
+                        help="a run directory (seq2seq train or a recipe): decode --data with its model")
+    source.add_argument("--data", type=Path, metavar="FILE", help="with --model: TSV, source TAB reference")
+    source.add_argument("--beam", type=int, default=None, metavar="N",
+                        help="with --model: beam size (1 = greedy; default: the run's)")
     source.add_argument(
         "--format",
         choices=("text", "ids"),
         default="text",
-        help="lines are text (whitespace words) or space-separated token ids (default: text)",
+        help="lines are text (whitespace words) or space-separated token ids (default: text; "
+        "ignored with --model, which always diagnoses token ids)",
     )
     training = parser.add_argument_group("training (optional: finds the cause)")
     training.add_argument(
@@ -47,7 +57,8 @@ def register(subparsers) -> None:
         "--padding-masked",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="whether training masked the padding (default: unknown)",
+        help="whether training masked the padding (default: unknown; with --model: yes, as the "
+        "kit always trains)",
     )
     ids = parser.add_argument_group("special ids (default: the kit's)")
     ids.add_argument("--start-id", type=int, default=START_ID)
@@ -66,12 +77,15 @@ def run(args: argparse.Namespace) -> int:
 
     predictions, references = load_outputs(args)
     targets = read_id_lines(args.targets) if args.targets is not None else None
+    padding_masked = args.padding_masked
+    if padding_masked is None and args.model is not None:
+        padding_masked = True  # the kit pads with 0 and masks it
     try:
         diagnosis = diagnose(
             predictions,
             references,
             targets,
-            padding_masked=args.padding_masked,
+            padding_masked=padding_masked,
             start_id=args.start_id,
             end_id=args.end_id,
             pad_id=args.pad_id,
@@ -89,13 +103,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def load_outputs(args: argparse.Namespace) -> tuple[list, list]:
-    """The predictions and references to diagnose, from whichever source was given.
-
-    Extension point: a `--model DIR --data FILE` source decodes the data with
-    the trained model and returns its outputs (token ids) and the data's targets.
-    """
+    """The predictions and references to diagnose, from whichever source was given."""
+    if args.model is not None or args.data is not None:
+        if args.predictions is not None or args.references is not None:
+            raise UserError("give either --model DIR --data FILE or --predictions FILE "
+                            "--references FILE, not both")
+        return decode_data(args.model, args.data, args.beam)
     if args.predictions is None or args.references is None:
-        raise UserError("diagnose needs --predictions FILE and --references FILE")
+        raise UserError("diagnose needs --predictions FILE and --references FILE "
+                        "(or --model DIR --data FILE)")
     read = read_id_lines if args.format == "ids" else read_lines
     predictions, references = read(args.predictions), read(args.references)
     if len(predictions) != len(references):
@@ -106,6 +122,26 @@ def load_outputs(args: argparse.Namespace) -> tuple[list, list]:
     if not predictions:
         raise UserError(f"{args.predictions} is empty: expected one output per line")
     return predictions, references
+
+
+def decode_data(model: Path | None, data: Path | None, beam: int | None) -> tuple[list, list]:
+    """Token ids of the run's translations of the TSV's sources, and of its references."""
+    if model is None or data is None:
+        raise UserError("--model DIR and --data FILE go together: give both")
+    if beam is not None and beam < 1:
+        raise UserError(f"--beam must be 1 (greedy) or more. Received: --beam {beam}")
+    from seq2seq.cli.quiet import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+    from seq2seq.collapse import decode_run
+    from seq2seq.data.reader import read_parallel_tsv
+    from seq2seq.translation import load_run
+
+    run = load_run(model)
+    pairs, report = read_parallel_tsv(data)
+    if report.total_skipped:
+        print(f"skipped {report.total_skipped} bad lines of {data}", file=sys.stderr)
+    return decode_run(run, pairs, beam_size=beam)
 
 
 def read_lines(path: Path) -> list[str]:

@@ -3,7 +3,9 @@
 Each subcommand lives in its own module with a `register(subparsers)`
 function that adds its parser and sets `handler=` to a function taking the
 parsed arguments and returning an exit code. Heavy imports (TensorFlow) happen
-inside the handlers, so `seq2seq --help` answers at once.
+inside the handlers, so `seq2seq --help` answers at once; before a handler
+runs, TensorFlow is started with its start-up noise hidden, unless the
+subcommand set `without_tensorflow=True`.
 """
 
 import argparse
@@ -12,12 +14,16 @@ import os
 import sys
 
 from seq2seq import __version__
+from seq2seq.cli.quiet import import_tensorflow_quietly
 from seq2seq.errors import UserError
 
 COMMAND_MODULES = (
     "seq2seq.cli.data",
     "seq2seq.cli.diagnose",
     "seq2seq.cli.tokenizer",
+    "seq2seq.cli.translator",
+    "seq2seq.cli.classifier",
+    "seq2seq.cli.bench",
 )
 
 
@@ -38,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser().parse_args(argv)
     try:
+        if not getattr(args, "without_tensorflow", False):
+            import_tensorflow_quietly()
         return int(args.handler(args) or 0)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -12,30 +12,50 @@ written once and sees a model only through these hooks:
 - `forward(inputs, source_embedding, training) -> dict`: the rest of the
   forward pass from that embedding; holds at least `"logits"`
   ([batch, classes] or [batch, tgt_time, vocab]) and `"attention"`.
+- `source_mask(inputs) -> [batch, src_time] bool | None` (optional; the
+  default reads the first integer input as the source ids): False on padded
+  source positions, which the penalty then skips whatever their annotation.
 
 `call(inputs)` is `forward(inputs, embed_source(inputs))`, so the saliency
 step and plain inference run the same code.
 """
 
 import keras
+import tensorflow as tf
 
-SALIENCY_TARGETS = ("log_max_prob", "sum_log_prob")
-SALIENCY_REDUCTIONS = ("sum_squared", "squared_l2", "grad_times_input")
+from seq2seq.saliency import SALIENCY_NORMALIZATIONS, SALIENCY_REDUCTIONS, SALIENCY_TARGETS, penalized_forward
+from seq2seq.tokens import PAD_ID
 
 
 @keras.saving.register_keras_serializable(package="seq2seq")
 class SaliencyModel(keras.Model):
     """Base of the kit's models: owns the saliency options and the train step.
 
+    The train step minimises `task_loss + saliency_weight * penalty`, where the
+    penalty is the saliency of the tokens annotated Z == 0 (see
+    `seq2seq.saliency`). It reports `loss`, `task_loss`, `saliency_penalty`,
+    `accuracy` (per class, or per real target token) and `tokens` (real
+    tokens this epoch) in `fit` and `evaluate` alike.
+
+    The defaults are the variant that removed a decoy shortcut on the decoy
+    task at two model sizes and learning rates with one lambda range
+    (100-1000; `seq2seq.saliency.RECOMMENDED_SALIENCY_WEIGHT` = 300): the
+    original `"sum_squared"` reduction is evaded at every lambda (signs cancel
+    across the embedding), and without `"share"` the working lambda moves with
+    model size and learning rate, between "evaded" and "stops learning".
+
     Args:
-        saliency_weight: lambda in `task_loss + lambda * penalty`; 0 skips the
-            inner tape entirely.
+        saliency_weight: lambda in `task_loss + lambda * penalty`; 0 (the
+            default) skips the inner tape, so the step costs what a plain one does.
         saliency_target: what is differentiated w.r.t. the embedded source:
             `"log_max_prob"` (log of the max class probability; translator: sum
             over target positions) or `"sum_log_prob"`.
         saliency_reduction: how a token's gradient [embed_dim] becomes one
             number: `"sum_squared"` (the original: sum over the embedding, then
             square), `"squared_l2"` or `"grad_times_input"`.
+        saliency_normalization: `"share"` (the fraction of each example's
+            saliency on forbidden tokens) or `"none"` (their summed saliency,
+            as in Ross et al.).
     """
 
     def __init__(
@@ -43,6 +63,7 @@ class SaliencyModel(keras.Model):
         saliency_weight: float = 0.0,
         saliency_target: str = "log_max_prob",
         saliency_reduction: str = "squared_l2",
+        saliency_normalization: str = "share",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -60,9 +81,22 @@ class SaliencyModel(keras.Model):
                 f"Expected `saliency_reduction` in {SALIENCY_REDUCTIONS}. "
                 f"Received: saliency_reduction={saliency_reduction!r}"
             )
+        if saliency_normalization not in SALIENCY_NORMALIZATIONS:
+            raise ValueError(
+                f"Expected `saliency_normalization` in {SALIENCY_NORMALIZATIONS}. "
+                f"Received: saliency_normalization={saliency_normalization!r}"
+            )
         self.saliency_weight = float(saliency_weight)
         self.saliency_target = saliency_target
         self.saliency_reduction = saliency_reduction
+        self.saliency_normalization = saliency_normalization
+        # "loss" is Keras' own tracker (created by `compile`); these join it.
+        self.task_loss_tracker = keras.metrics.Mean(name="task_loss")
+        self.saliency_penalty_tracker = keras.metrics.Mean(name="saliency_penalty")
+        self.accuracy_tracker = keras.metrics.Mean(name="accuracy")
+        # Real tokens seen this epoch (target tokens for sequence targets, else
+        # source tokens): the progress bar's tokens/s.
+        self.tokens_tracker = keras.metrics.Sum(name="tokens")
 
     @property
     def needs_second_derivative(self) -> bool:
@@ -83,6 +117,18 @@ class SaliencyModel(keras.Model):
         """Runs the model from the embedded source; returns a dict with "logits" and "attention"."""
         raise NotImplementedError
 
+    def source_mask(self, inputs):
+        """[batch, src_time] bool, False on padding, or None for "no padding".
+
+        The default reads the first input tensor (in `tf.nest` order) as the
+        source ids when it is an integer tensor (true of the kit's models);
+        override it when the source ids are elsewhere.
+        """
+        ids = tf.convert_to_tensor(tf.nest.flatten(inputs)[0])
+        if not ids.dtype.is_integer:
+            return None
+        return tf.not_equal(ids, tf.cast(PAD_ID, ids.dtype))
+
     def call(self, inputs, training=False):
         inputs, _ = self.split_inputs(inputs)
         return self.forward(inputs, self.embed_source(inputs, training=training), training=training)
@@ -93,5 +139,134 @@ class SaliencyModel(keras.Model):
             saliency_weight=self.saliency_weight,
             saliency_target=self.saliency_target,
             saliency_reduction=self.saliency_reduction,
+            saliency_normalization=self.saliency_normalization,
         )
         return config
+
+    # --- the one train step ---------------------------------------------------
+
+    def train_step(self, data):
+        """One optimizer step on `task_loss + saliency_weight * penalty`.
+
+        Follows Keras 3.15's TensorFlow trainer: the compiled loss is already
+        divided by the number of replicas (`Loss.__call__` does it), the
+        penalty gets the same scaling here, `optimizer.scale_loss` handles
+        loss scaling, and `optimizer.apply` all-reduces (sums) the gradients.
+        """
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        self._build_on(x)
+        inputs, annotation = self.split_inputs(x)
+        with tf.GradientTape() as tape:
+            outputs, task_loss, penalty = self._forward_and_losses(inputs, annotation, y, sample_weight, training=True)
+            loss = task_loss if penalty is None else task_loss + self.saliency_weight * penalty
+            scaled_loss = self.optimizer.scale_loss(loss)
+        variables = self.trainable_variables
+        self.optimizer.apply(tape.gradient(scaled_loss, variables), variables)
+        return self._update_metrics(x, inputs, y, outputs, sample_weight, loss, task_loss, penalty)
+
+    def test_step(self, data):
+        """Reports the same terms as `train_step`, without updating weights."""
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        self._build_on(x)
+        inputs, annotation = self.split_inputs(x)
+        outputs, task_loss, penalty = self._forward_and_losses(inputs, annotation, y, sample_weight, training=False)
+        loss = task_loss if penalty is None else task_loss + self.saliency_weight * penalty
+        return self._update_metrics(x, inputs, y, outputs, sample_weight, loss, task_loss, penalty)
+
+    def _build_on(self, x):
+        """Builds the model through `__call__` the first time, as Keras' own step does.
+
+        The step calls the hooks directly, which builds the sublayers but not
+        the model itself; without this, a later `model(x)` would build again.
+        The call's outputs are unused (pruned from the traced graph).
+        """
+        if not self.built:
+            self(x, training=False)
+
+    def _forward_and_losses(self, inputs, annotation, y, sample_weight, training):
+        """Forward pass; returns (outputs, task_loss, penalty or None), losses replica-scaled.
+
+        The inner tape runs only when the weight is non-zero and the batch
+        carries an annotation, a Python-level decision (the weight is a
+        constructor constant): otherwise the penalty is None and the step
+        traces exactly the plain Keras step.
+        """
+        embedding = self.embed_source(inputs, training=training)
+        if self.saliency_weight > 0 and annotation is not None:
+            outputs, penalty = penalized_forward(
+                lambda e: self.forward(inputs, e, training=training),
+                embedding,
+                annotation,
+                y_true=y,
+                target=self.saliency_target,
+                reduction=self.saliency_reduction,
+                normalization=self.saliency_normalization,
+                source_mask=self.source_mask(inputs),
+            )
+            penalty = _per_replica(penalty)
+        else:
+            outputs = self.forward(inputs, embedding, training=training)
+            penalty = None
+        task_loss = self._compute_loss(x=inputs, y=y, y_pred=outputs, sample_weight=sample_weight, training=training)
+        return outputs, task_loss, None if penalty is None else tf.cast(penalty, task_loss.dtype)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """The compiled loss on the logits (the "attention" output carries no loss)."""
+        return super().compute_loss(x, y, _logits(y_pred), sample_weight, training=training)
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        """Compiled metrics see the logits; the kit's own trackers join them."""
+        return super().compute_metrics(x, y, _logits(y_pred), sample_weight=sample_weight)
+
+    def _update_metrics(self, x, inputs, y, outputs, sample_weight, loss, task_loss, penalty):
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        batch_size = tf.shape(tf.nest.flatten(x)[0])[0]
+        if penalty is None:
+            penalty = tf.zeros_like(task_loss)
+        for tracker, value in (
+            (self._loss_tracker, loss),
+            (self.task_loss_tracker, task_loss),
+            (self.saliency_penalty_tracker, penalty),
+        ):
+            if tracker is not None:
+                tracker.update_state(value * replicas, sample_weight=batch_size)
+        correct, real = _correct_predictions(y, outputs["logits"])
+        self.accuracy_tracker.update_state(correct, sample_weight=real)
+        self.tokens_tracker.update_state(self._count_tokens(inputs, outputs["logits"], real))
+        return self.compute_metrics(x, y, outputs, sample_weight=sample_weight)
+
+    def _count_tokens(self, inputs, logits, real_targets):
+        if logits.shape.rank == 3:
+            return tf.reduce_sum(real_targets)
+        mask = self.source_mask(inputs)
+        if mask is None:
+            return tf.cast(tf.size(tf.nest.flatten(inputs)[0]), logits.dtype)
+        return tf.reduce_sum(tf.cast(mask, logits.dtype))
+
+
+def _per_replica(value):
+    """Divides by the replica count, as Keras' `Loss` does to the task loss.
+
+    Under `tf.distribute` each replica's gradient is summed across replicas
+    (`optimizer.apply` all-reduces with SUM), so a per-replica mean must be
+    divided by `num_replicas_in_sync` for the sum to be the global mean.
+    """
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    return value / replicas if replicas > 1 else value
+
+
+def _logits(y_pred):
+    return y_pred["logits"] if isinstance(y_pred, dict) else y_pred
+
+
+def _correct_predictions(y_true, logits):
+    """(correct, weight): per-example [batch] or per-real-token [batch, tgt_time] accuracy."""
+    predictions = tf.argmax(logits, axis=-1, output_type=tf.int32)
+    if logits.shape.rank == 3:
+        y_true = tf.cast(y_true, tf.int32)
+        real = tf.not_equal(y_true, PAD_ID)
+    else:
+        y_true = tf.reshape(tf.cast(y_true, tf.int32), [-1])
+        real = tf.ones_like(y_true, dtype=tf.bool)
+    correct = tf.cast(tf.equal(predictions, y_true), logits.dtype)
+    return correct, tf.cast(real, logits.dtype)

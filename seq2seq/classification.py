@@ -1,0 +1,376 @@
+"""Classifier runs: labeled texts to a trained attention classifier, and a run directory back to predictions.
+
+A run directory mirrors a translator run's (`seq2seq.translation`):
+
+    config.toml      the resolved ClassifierRunConfig
+    labels.json      the label names, sorted; a label's index is its class id
+    tokenizer.model  the SentencePiece model
+    model.keras      the trained Classifier (best validation loss)
+    metrics.json     validation accuracy and the training summary
+    checkpoints/     per-epoch checkpoints (resume after an interruption)
+    logs/            TensorBoard scalars
+
+Masks (one 0/1 per whitespace word, 1 = the model may rely on the word) are
+projected onto the word's pieces by the data pipeline and become the
+annotation Z of the saliency penalty. When a run's data carries masks and no
+weight is given, `DEFAULT_SALIENCY_WEIGHT` applies (`resolve_saliency_weight`).
+"""
+
+import dataclasses
+import json
+import re
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from seq2seq import config_io
+from seq2seq.data.batching import BatchingConfig
+from seq2seq.data.reader import LabeledText
+from seq2seq.errors import UserError
+from seq2seq.saliency import RECOMMENDED_SALIENCY_WEIGHT
+
+CONFIG_FILE = "config.toml"
+LABELS_FILE = "labels.json"
+TOKENIZER_FILE = "tokenizer.model"
+MODEL_FILE = "model.keras"
+METRICS_FILE = "metrics.json"
+
+# lambda when the training data has masks and none is given: the weight
+# measured on the decoy task (see `seq2seq.saliency`), with the model's default
+# penalty (squared L2 of the input gradient, log max-probability target,
+# "share" normalisation: the fraction of an example's saliency on Z = 0 tokens).
+DEFAULT_SALIENCY_WEIGHT = RECOMMENDED_SALIENCY_WEIGHT
+# Texts per call of the fast predict path (bounds memory on big inputs).
+PREDICT_CHUNK = 16384
+_WORD = re.compile(r"\S+")  # a whitespace word, as str.split() finds it
+
+
+@dataclass(frozen=True)
+class ClassifierTokenizerConfig:
+    """The SentencePiece model of a classifier run."""
+
+    # An existing .model file; "" trains one on the training texts into the run directory.
+    model: str = ""
+    # Upper bound: on little text SentencePiece keeps fewer pieces (no hard limit).
+    vocab_size: int = 4000
+    model_type: str = "unigram"
+    character_coverage: float = 1.0
+
+
+@dataclass(frozen=True)
+class ClassifierModelConfig:
+    """Arguments of `seq2seq.models.classifier.Classifier` (saliency options beyond the weight: its defaults)."""
+
+    embed_dim: int = 64
+    units: int = 64
+    encoder_layers: int = 1
+    bidirectional: bool = True
+    dropout: float = 0.0
+    # lambda of the saliency penalty; 0 = off (resolved from the data by `resolve_saliency_weight`).
+    saliency_weight: float = 0.0
+    # What is differentiated and how a token's gradient becomes one number (see `seq2seq.saliency`).
+    saliency_target: str = "log_max_prob"
+    saliency_reduction: str = "squared_l2"
+
+
+@dataclass(frozen=True)
+class ClassifierTrainConfig:
+    """How the classifier is trained (`seq2seq.training.TrainConfig`)."""
+
+    epochs: int = 10
+    learning_rate: float = 1e-2
+    clipnorm: float = 1.0
+    # Epochs without a better validation loss before stopping.
+    patience: int = 3
+    # Seed of weight initialisation and batch shuffling.
+    seed: int = 0
+
+
+def _classifier_batching() -> BatchingConfig:
+    # Texts only (no target side); about 64 short texts per batch.
+    return BatchingConfig(max_source_len=128, max_target_len=2, tokens_per_batch=1024)
+
+
+@dataclass(frozen=True)
+class ClassifierRunConfig:
+    """Everything that defines a classifier run; sections map to TOML tables."""
+
+    tokenizer: ClassifierTokenizerConfig = field(default_factory=ClassifierTokenizerConfig)
+    batching: BatchingConfig = field(default_factory=_classifier_batching)
+    model: ClassifierModelConfig = field(default_factory=ClassifierModelConfig)
+    train: ClassifierTrainConfig = field(default_factory=ClassifierTrainConfig)
+
+
+@dataclass
+class ClassifierRun:
+    """A loaded run: config, label names, tokenizer and the trained classifier."""
+
+    config: ClassifierRunConfig
+    labels: list[str]
+    tokenizer: object  # seq2seq.tokenizer.SentencePieceTokenizer
+    classifier: object  # seq2seq.models.classifier.Classifier
+    directory: Path
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def has_masks(examples: list[LabeledText]) -> bool:
+    return any(example.mask is not None for example in examples)
+
+
+def resolve_saliency_weight(weight: float | None, examples: list[LabeledText]) -> float:
+    """The weight given, else `DEFAULT_SALIENCY_WEIGHT` when the examples carry masks, else 0."""
+    if weight is not None:
+        if weight < 0:
+            raise UserError(f"the saliency weight must be >= 0; received {weight}")
+        return float(weight)
+    return DEFAULT_SALIENCY_WEIGHT if has_masks(examples) else 0.0
+
+
+def label_vocabulary(examples: list[LabeledText]) -> list[str]:
+    """The sorted distinct labels; refuses fewer than two."""
+    labels = sorted({example.label for example in examples})
+    if len(labels) < 2:
+        raise UserError(f"a classifier needs at least 2 labels in the training data; found {labels}")
+    return labels
+
+
+def label_ids(labels: list[str], examples: list[LabeledText], what: str = "data") -> np.ndarray:
+    """[examples] int32 class ids; a label unknown to the run is a `UserError`."""
+    index = {label: i for i, label in enumerate(labels)}
+    unknown = sorted({e.label for e in examples} - index.keys())
+    if unknown:
+        raise UserError(f"{what} has labels the model was not trained on: {unknown[:5]}; known: {labels}")
+    return np.array([index[e.label] for e in examples], np.int32)
+
+
+def _masks_or_none(examples: list[LabeledText]):
+    """Per-word masks, a missing one counting as all 1 (no constraint); None if no example has one."""
+    if not has_masks(examples):
+        return None
+    return [e.mask if e.mask is not None else (1,) * len(e.text.split()) for e in examples]
+
+
+def make_dataset(examples, labels, tokenizer, config: ClassifierRunConfig, *, training: bool):
+    """Batches of (token_ids[, annotation]) and class ids (see `make_classification_dataset`)."""
+    from seq2seq.data.pipeline import make_classification_dataset
+
+    return make_classification_dataset(
+        [e.text for e in examples], label_ids(labels, examples), tokenizer, config.batching,
+        masks=_masks_or_none(examples), training=training, seed=config.train.seed,
+    )
+
+
+def prepare_tokenizer(config: ClassifierRunConfig, texts: list[str], run_dir: Path) -> Path:
+    """Copies the configured SentencePiece model into the run, or trains one on `texts`."""
+    from seq2seq.tokenizer import train_sentencepiece_from_sentences
+
+    destination = run_dir / TOKENIZER_FILE
+    if destination.exists():
+        return destination  # resuming: keep the vocabulary the checkpoints were trained with
+    if config.tokenizer.model:
+        source = Path(config.tokenizer.model)
+        if not source.is_file():
+            raise UserError(f"tokenizer model {str(source)!r} does not exist; give a .model file")
+        shutil.copyfile(source, destination)
+        return destination
+    return Path(train_sentencepiece_from_sentences(
+        texts, run_dir, name="tokenizer", vocab_size=config.tokenizer.vocab_size,
+        model_type=config.tokenizer.model_type, character_coverage=config.tokenizer.character_coverage,
+        hard_vocab_limit=False,
+    ))
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def build_classifier(config: ClassifierRunConfig, vocab_size: int, num_classes: int):
+    from seq2seq.models.classifier import Classifier
+
+    model = config.model
+    return Classifier(
+        vocab_size=vocab_size, num_classes=num_classes, embed_dim=model.embed_dim, units=model.units,
+        encoder_layers=model.encoder_layers, bidirectional=model.bidirectional, dropout=model.dropout,
+        saliency_weight=model.saliency_weight, saliency_target=model.saliency_target,
+        saliency_reduction=model.saliency_reduction,
+    )
+
+
+def train_run(config: ClassifierRunConfig, train_examples: list[LabeledText],
+              valid_examples: list[LabeledText], run_dir, *, progress: bool = True, log=print) -> dict:
+    """Trains (or resumes) the run in `run_dir`, evaluates it on `valid_examples`, saves it.
+
+    Returns the metrics also written to `run_dir/metrics.json`.
+    """
+    import keras
+
+    from seq2seq.tokenizer import SentencePieceTokenizer
+    from seq2seq.training import TrainConfig, train
+
+    run_dir = _prepare_run_dir(config, Path(run_dir))
+    log("config:\n" + config_io.to_toml(config))
+    labels = _write_labels(run_dir, label_vocabulary(train_examples))
+    keras.utils.set_random_seed(config.train.seed)
+    tokenizer = SentencePieceTokenizer.from_file(
+        prepare_tokenizer(config, [e.text for e in train_examples], run_dir))
+    log(f"data: {len(train_examples)} train, {len(valid_examples)} valid texts; labels {labels}; "
+        f"masks: {'yes' if has_masks(train_examples) else 'no'}; "
+        f"chance accuracy {1 / len(labels):.3f}, initial loss ~ log({len(labels)}) = {np.log(len(labels)):.3f}")
+    datasets = [make_dataset(examples, labels, tokenizer, config, training=training)
+                for examples, training in ((train_examples, True), (valid_examples, False))]
+    classifier = build_classifier(config, tokenizer.vocab_size, len(labels))
+    train_config = TrainConfig(
+        out_dir=str(run_dir), epochs=config.train.epochs, learning_rate=config.train.learning_rate,
+        clipnorm=config.train.clipnorm, patience=config.train.patience, progress=progress,
+    )
+    started = time.perf_counter()
+    summary = train(classifier, *datasets,
+                    loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), config=train_config)
+    classifier.save(run_dir / MODEL_FILE)
+    run = ClassifierRun(config, labels, tokenizer, classifier, run_dir)
+    metrics = {
+        "valid": evaluate_examples(run, valid_examples),
+        "training": {key: summary[key] for key in ("epochs", "best_epoch", "best_val_loss", "stopped_early")},
+        "training_seconds": round(time.perf_counter() - started, 1),
+    }
+    (run_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics
+
+
+def _write_labels(run_dir: Path, labels: list[str]) -> list[str]:
+    """Writes labels.json; a resumed run must have the same labels."""
+    path = run_dir / LABELS_FILE
+    if path.exists() and json.loads(path.read_text()) != labels:
+        raise UserError(f"{run_dir} was trained with other labels ({path}); pass a new --out directory")
+    path.write_text(json.dumps(labels) + "\n")
+    return labels
+
+
+def _prepare_run_dir(config: ClassifierRunConfig, run_dir: Path) -> Path:
+    """Creates the run directory; refuses to resume a run that had another config."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"cannot create run directory {str(run_dir)!r}: {error.strerror}") from None
+    config_path = run_dir / CONFIG_FILE
+    if config_path.exists() and load_config(config_path) != config:
+        raise UserError(
+            f"{run_dir} holds a run with a different configuration ({config_path}); "
+            "resume it with the same options, or pass a new --out directory"
+        )
+    config_path.write_text(config_io.to_toml(config))
+    return run_dir
+
+
+def load_config(path) -> ClassifierRunConfig:
+    return config_io.build(ClassifierRunConfig, config_io.load_toml(path))
+
+
+# ----------------------------------------------------------------------------- using a run
+
+
+def load_run(run_dir) -> ClassifierRun:
+    """Loads the config, labels, tokenizer and trained classifier of a run directory."""
+    from seq2seq.saving import load_model
+    from seq2seq.tokenizer import SentencePieceTokenizer
+
+    run_dir = Path(run_dir)
+    names = (CONFIG_FILE, LABELS_FILE, TOKENIZER_FILE, MODEL_FILE)
+    missing = [name for name in names if not (run_dir / name).is_file()]
+    if missing:
+        raise UserError(
+            f"{str(run_dir)!r} is not a trained classifier run (missing: {', '.join(missing)}); "
+            "train one with `seq2seq classifier train --data TRAIN.tsv --valid VALID.tsv --out DIR`"
+        )
+    labels = json.loads((run_dir / LABELS_FILE).read_text())
+    tokenizer = SentencePieceTokenizer.from_file(run_dir / TOKENIZER_FILE)
+    classifier = load_model(run_dir / MODEL_FILE, compile=False)
+    if classifier.vocab_size != tokenizer.vocab_size or classifier.num_classes != len(labels):
+        raise UserError(f"{run_dir}: model.keras does not match {TOKENIZER_FILE} / {LABELS_FILE}; "
+                        "the directory mixes two runs")
+    return ClassifierRun(load_config(run_dir / CONFIG_FILE), labels, tokenizer, classifier, run_dir)
+
+
+def classify_texts(run: ClassifierRun, texts: list[str]) -> dict:
+    """Class ids, probabilities and per-word attention of `texts`, from one forward pass each.
+
+    Returns:
+        {"labels": int [texts], "probabilities": [texts, classes],
+        "word_attention": list of [words] arrays (the attention of a word's
+        pieces summed; words cut off by `max_source_len` get 0),
+        "end_attention": [texts], the weight on the end token}.
+    """
+    out = {"labels": [], "probabilities": [], "word_attention": [], "end_attention": []}
+    for start in range(0, len(texts), PREDICT_CHUNK):
+        chunk = texts[start:start + PREDICT_CHUNK]
+        ids, piece_words = _encode_with_words(run, chunk)
+        result = run.classifier.predict_with_attention(ids)
+        out["labels"].append(result["labels"])
+        out["probabilities"].append(result["probabilities"])
+        for text, words, attention in zip(chunk, piece_words, result["attention"]):
+            per_word = np.zeros(len(text.split()), np.float32)
+            np.add.at(per_word, words, attention[:len(words)])
+            out["word_attention"].append(per_word)
+            out["end_attention"].append(float(attention[len(words)]))
+    for key in ("labels", "probabilities"):
+        out[key] = np.concatenate(out[key]) if out[key] else np.zeros([0], np.float32)
+    return out
+
+
+def _encode_with_words(run: ClassifierRun, texts: list[str]):
+    """(ids int32 [texts, time] = pieces + END, padded; per text, the word index of each kept piece)."""
+    import tensorflow as tf
+
+    from seq2seq.data.pipeline import encode_sources
+
+    max_len = run.config.batching.max_source_len
+    strings = tf.constant(texts, tf.string)
+    ids = encode_sources(strings, run.tokenizer, max_len).to_tensor().numpy()
+    _, starts, _ = run.tokenizer.tokenize_with_offsets(strings)
+    piece_words = []
+    for text, piece_starts in zip(texts, starts.numpy()):
+        word_ends = np.array(_word_end_bytes(text), np.int64)
+        # A piece belongs to the first word ending after it starts (its start is the space before the word).
+        words = np.searchsorted(word_ends, piece_starts[: max_len - 1], side="right")
+        piece_words.append(np.minimum(words, max(len(word_ends) - 1, 0)))
+    return ids, piece_words
+
+
+def _word_end_bytes(text: str) -> list[int]:
+    """UTF-8 byte offset just past each whitespace word (`str.split()`) of `text`."""
+    return [len(text[: match.end()].encode("utf-8")) for match in _WORD.finditer(text)]
+
+
+def predictions(run: ClassifierRun, texts: list[str]) -> list[dict]:
+    """One JSON-ready dict per text: label, probabilities by label, attention per word."""
+    result = classify_texts(run, texts)
+    rows = []
+    for i, text in enumerate(texts):
+        rows.append({
+            "label": run.labels[int(result["labels"][i])],
+            "probabilities": {label: round(float(p), 6) for label, p in zip(run.labels, result["probabilities"][i])},
+            "attention": [[word, round(float(w), 6)] for word, w in zip(text.split(), result["word_attention"][i])],
+            "end_attention": round(result["end_attention"][i], 6),
+        })
+    return rows
+
+
+def evaluate_examples(run: ClassifierRun, examples: list[LabeledText], what: str = "data") -> dict:
+    """Accuracy, example count and per-label accuracy of the run on labeled `examples`."""
+    truth = label_ids(run.labels, examples, what)
+    predicted = classify_texts(run, [e.text for e in examples])["labels"]
+    correct = predicted == truth
+    per_label = {label: round(float(correct[truth == i].mean()), 4)
+                 for i, label in enumerate(run.labels) if np.any(truth == i)}
+    return {"accuracy": round(float(correct.mean()), 4), "examples": len(examples), "per_label_accuracy": per_label}
+
+
+def with_overrides(config: ClassifierRunConfig, **sections) -> ClassifierRunConfig:
+    """`config` with some fields replaced: `with_overrides(c, model={"units": 32})`."""
+    return dataclasses.replace(config, **{
+        name: dataclasses.replace(getattr(config, name), **values) for name, values in sections.items() if values
+    })

@@ -1,0 +1,152 @@
+"""`seq2seq train | translate | evaluate | export`: translator runs from the command line."""
+
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from seq2seq.errors import UserError
+
+
+def register(subparsers) -> None:
+    train = subparsers.add_parser("train", help="train a translator from a TOML config (resumes if interrupted)")
+    train.add_argument("--config", help="TOML run configuration (defaults for every missing key)")
+    train.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                       help="override one config value, e.g. --set model.units=128 (repeatable)")
+    train.add_argument("--out", required=True, help="run directory (created; an existing run resumes)")
+    train.add_argument("--no-progress", action="store_true", help="no progress bars")
+    train.add_argument("--seed", type=int, default=None,
+                       help="seed weights and shuffling and turn on deterministic ops: the same loss curve "
+                            "bit for bit on CPU (= --set train.seed=N --set train.deterministic=true)")
+    train.add_argument("--strategy", choices=("none", "mirrored", "multiworker"), default=None,
+                       help="distribute training: mirrored = all local devices; multiworker = the "
+                            "workers in TF_CONFIG (= --set train.strategy=...)")
+    # TensorFlow starts after the run directory is checked, so a bad --out fails at once.
+    train.set_defaults(handler=run_train, without_tensorflow=True)
+
+    translate = subparsers.add_parser("translate", help="translate lines from stdin or --input to stdout")
+    _add_model_argument(translate)
+    translate.add_argument("--input", help="text file, one sentence per line (default: stdin)")
+    _add_decoding_arguments(translate)
+    translate.set_defaults(handler=run_translate)
+
+    evaluate = subparsers.add_parser("evaluate", help="BLEU, chrF and exact match on a TSV corpus, as JSON")
+    _add_model_argument(evaluate)
+    evaluate.add_argument("--data", required=True, help="TSV file: source TAB reference")
+    _add_decoding_arguments(evaluate)
+    evaluate.set_defaults(handler=run_evaluate)
+
+    export = subparsers.add_parser("export", help="write a strings-in, strings-out SavedModel")
+    _add_model_argument(export)
+    export.add_argument("--out", required=True, help="directory of the SavedModel (must not exist)")
+    _add_decoding_arguments(export)
+    export.set_defaults(handler=run_export)
+
+
+def _add_model_argument(parser) -> None:
+    parser.add_argument("--model", required=True, help="run directory written by `seq2seq train` or a recipe")
+
+
+def _add_decoding_arguments(parser) -> None:
+    parser.add_argument("--beam", type=int, default=None, help="beam size (1 = greedy; default: the run's)")
+    parser.add_argument("--max-length", type=int, default=None, help="longest output in pieces")
+    parser.add_argument("--batch-size", type=int, default=None, help="sentences per batch")
+
+
+def run_train(args) -> int:
+    from seq2seq import config_io
+    from seq2seq.cli.quiet import import_tensorflow_quietly
+    from seq2seq.run_config import RunConfig
+    from seq2seq.translation import prepare_run_dir, train_run
+
+    overrides = list(args.overrides)
+    if args.seed is not None:
+        overrides += [f"train.seed={args.seed}", "train.deterministic=true"]
+    if args.strategy is not None:
+        overrides.append(f"train.strategy={args.strategy}")
+    table = config_io.load_toml(args.config) if args.config else {}
+    config = config_io.build(RunConfig, table, config_io.parse_overrides(overrides))
+    prepare_run_dir(config, Path(args.out), log=_log)
+    if config.train.strategy == "multiworker":  # must exist before TensorFlow starts its devices
+        from seq2seq.training import distribution_strategy
+
+        distribution_strategy("multiworker")
+    import_tensorflow_quietly()
+    try:
+        metrics = train_run(config, args.out, progress=not args.no_progress, log=_log)
+    except KeyboardInterrupt as interrupt:
+        _log(f"\n{interrupt or 'interrupted'}")
+        _log(f"resume with: {_train_command(args)}")
+        return 130
+    print(json.dumps(metrics["test"]))
+    _log(f"run written to {args.out} (translate with: seq2seq translate --model {args.out})")
+    return 0
+
+
+def _train_command(args) -> str:
+    """The `seq2seq train` command line that reruns (resumes) `args`."""
+    words = ["seq2seq", "train"]
+    if args.config:
+        words += ["--config", args.config]
+    for override in args.overrides:
+        words += ["--set", override]
+    words += ["--out", args.out]
+    if args.no_progress:
+        words.append("--no-progress")
+    if args.seed is not None:
+        words += ["--seed", str(args.seed)]
+    if args.strategy is not None:
+        words += ["--strategy", args.strategy]
+    return shlex.join(words)
+
+
+def run_translate(args) -> int:
+    from seq2seq.translation import load_run, translate_texts
+
+    run = load_run(args.model)
+    lines = _read_lines(args.input) if args.input else sys.stdin.read().splitlines()
+    outputs = translate_texts(run, lines, beam_size=args.beam, max_length=args.max_length,
+                              batch_size=args.batch_size)
+    sys.stdout.write("".join(line + "\n" for line in outputs))
+    return 0
+
+
+def run_evaluate(args) -> int:
+    from seq2seq.data.reader import read_parallel_tsv
+    from seq2seq.translation import evaluate_pairs, load_run
+
+    run = load_run(args.model)
+    pairs, report = read_parallel_tsv(args.data)
+    if report.total_skipped:
+        _log(f"skipped {report.total_skipped} bad lines of {args.data}")
+    print(json.dumps(evaluate_pairs(run, pairs, beam_size=args.beam, progress=True)))
+    return 0
+
+
+def run_export(args) -> int:
+    from seq2seq.export import export_translator
+    from seq2seq.translation import load_run
+
+    run = load_run(args.model)
+    decode = run.config.decode
+    path = export_translator(
+        run.translator, run.tokenizer, args.out, max_source_len=run.config.batching.max_source_len,
+        beam_size=args.beam or decode.beam_size, max_length=args.max_length or decode.max_length,
+        length_penalty=decode.length_penalty,
+    )
+    _log(f"exported to {path}")
+    return 0
+
+
+def _read_lines(path) -> list[str]:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"input file not found: {path}")
+    try:
+        return path.read_text(encoding="utf-8-sig").splitlines()
+    except UnicodeDecodeError:
+        raise UserError(f"input file {path} is not UTF-8 text") from None
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr)

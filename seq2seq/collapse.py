@@ -1,0 +1,192 @@
+"""End-token collapse with a real translator: diagnose one, or reproduce the collapse and its fixes.
+
+`diagnose_translator` decodes sources with a trained `Translator` and diagnoses
+the decoded token ids against the references' ids; `decode_run` does the
+decoding for a run directory (`seq2seq diagnose --model DIR --data FILE`). The rest are the pieces of the study that reproduces
+problem 1 of the mission (`seq2seq.collapse_study`, `recipes/end_token_collapse.py`).
+
+The naive setup is the original user's. Their targets were padded with the end
+token itself, every target to one length, and trained with a plain loss:
+
+    the kit, 0-padded:     target_in  [START, 12, 7, 0, 0, 0]  target_out [12, 7, END, 0, 0, 0]
+    naive, END-padded:     target_in  [START, 12, 7, END, END, END]
+                           target_out [12, 7, END, END, END, END]
+
+`end_pad` turns the first into the second, so both come from the same batches of
+the kit's pipeline (`seq2seq.data.pipeline`), and `keras.losses.
+SparseCategoricalCrossentropy(from_logits=True)` averages over every position,
+the END padding included. END is then most of the targets, and predicting it is
+the cheapest way to lower the loss.
+
+Each fix changes one thing of the naive setup, so that its row measures that thing:
+
+1. `masked`: 0-padding (the pipeline as is), `Embedding(mask_zero=True)` (the
+   Translator's) and `MaskedSparseCrossentropy`: padding costs nothing.
+2. `end_weighted`: the same END-padded targets and unmasked mean; END's class
+   weight is the user's recipe, mean count of the other classes / END count,
+   counted over those same targets (`end_token_class_weights`), passed as
+   `MaskedSparseCrossentropy(class_weights=...)` (with no 0 in the targets it
+   masks nothing: it is the plain loss with per-token weights). Weighting
+   0-padded, masked targets instead would credit the weight with what masking
+   does. Counted over END-padded targets the weight is tiny (0.0028 in the
+   default study, where END is 92% of the targets) and applies to the real end
+   of each target too: the collapse goes, but the outputs stop late (about 10x
+   the reference length), which `diagnose` reports as `at_risk`. The weight
+   fixes the imbalance that END padding creates, not END padding itself.
+3. `boundary`: the same END-padded targets with `BoundaryAwareLoss`: a START or
+   END position whose prediction is already right stops counting, which is what
+   the user's custom loss was meant to do, written with tensor ops only.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from seq2seq.tokens import END_ID, PAD_ID
+
+LOSSES = ("plain", "masked", "end_weighted", "boundary")
+
+
+@dataclass(frozen=True)
+class Setup:
+    """One row of the study: how targets are padded and which loss trains on them."""
+
+    name: str
+    end_padded: bool  # targets padded with END (the user's way) instead of 0
+    loss: str  # one of LOSSES
+    description: str
+
+
+SETUPS = (
+    Setup("naive", True, "plain", "END-padded targets, plain cross-entropy (the original failure)"),
+    Setup("masked", False, "masked", "0-padded targets, mask_zero + MaskedSparseCrossentropy"),
+    Setup("end_weighted", True, "end_weighted", "END-padded targets, END class weight (user's recipe)"),
+    Setup("boundary", True, "boundary", "END-padded targets, BoundaryAwareLoss"),
+)
+SETUP_NAMES = tuple(setup.name for setup in SETUPS)
+# Not in the default run: the END weight on top of fix 1, computed over the 0-padded targets.
+MASKED_END_WEIGHTED = Setup("masked_end_weighted", False, "end_weighted",
+                            "0-padded targets, mask_zero + MaskedSparseCrossentropy + END class weight")
+EXTRA_SETUPS = (MASKED_END_WEIGHTED,)
+
+
+# --------------------------------------------------------------------------- data
+
+
+def end_pad(ids, end_id=END_ID, pad_id=PAD_ID):
+    """Replaces every `pad_id` with `end_id`: the user's END padding. Works in graph.
+
+    `[START, 12, 7, 0, 0]` -> `[START, 12, 7, END, END]`; `[12, 7, END, 0, 0]` ->
+    `[12, 7, END, END, END]`. Shapes and dtype are kept.
+    """
+    import tensorflow as tf
+
+    ids = tf.convert_to_tensor(ids)
+    return tf.where(tf.equal(ids, pad_id), tf.cast(end_id, ids.dtype), ids)
+
+
+def end_padded_dataset(dataset, end_id=END_ID, pad_id=PAD_ID):
+    """`((source_ids, target_in), target_out)` batches with END-padded targets.
+
+    The source keeps its 0 padding (the encoder masks it, as the user's did).
+    """
+    def transform(inputs, target_out):
+        source_ids, target_in = inputs
+        return (source_ids, end_pad(target_in, end_id, pad_id)), end_pad(target_out, end_id, pad_id)
+
+    return dataset.map(transform)
+
+
+def collect_targets(dataset) -> np.ndarray:
+    """All `target_out` rows of a dataset of equal-length batches, `[rows, time]`."""
+    return np.concatenate([target_out for _, target_out in dataset.as_numpy_iterator()])
+
+
+def make_loss(setup: Setup, targets: np.ndarray, vocab_size: int):
+    """The setup's Keras loss; `targets` are the `target_out` rows it trains on."""
+    import keras
+
+    from seq2seq.losses import BoundaryAwareLoss, MaskedSparseCrossentropy, end_token_class_weights
+
+    if setup.loss == "plain":
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    if setup.loss == "masked":
+        return MaskedSparseCrossentropy()
+    if setup.loss == "end_weighted":
+        return MaskedSparseCrossentropy(class_weights=end_token_class_weights(targets, vocab_size))
+    if setup.loss == "boundary":
+        return BoundaryAwareLoss()
+    raise ValueError(f"Expected setup.loss in {LOSSES}. Received: loss={setup.loss!r}")
+
+
+# --------------------------------------------------------------------------- decoding
+
+
+def decode_ids(translator, tokenizer, texts, *, max_source_len: int, max_length: int,
+               beam_size: int = 1, length_penalty: float = 0.0, batch_size: int = 64) -> list[list[int]]:
+    """Decoded token ids of `texts` in input order, each ending with END (unless cut at `max_length`)."""
+    from seq2seq.decoding import translate_ids
+    from seq2seq.inference import length_sorted_batches, source_ids
+
+    texts = list(texts)
+    outputs: list[list[int]] = [[] for _ in texts]
+    for indices in length_sorted_batches(texts, batch_size):
+        ids = source_ids(tokenizer, [texts[i] for i in indices], max_source_len)
+        result = translate_ids(translator, ids, beam_size=beam_size, max_length=max_length,
+                               length_penalty=length_penalty)
+        for index, row, length in zip(indices, result.token_ids.numpy(), result.lengths.numpy()):
+            outputs[index] = row[:length].tolist()
+    return outputs
+
+
+def decode_run(run, pairs, beam_size=None) -> tuple[list[list[int]], list[list[int]]]:
+    """A run's token ids for the pairs' sources and the references' ids, with its decode settings.
+
+    `run` is a `seq2seq.translation.TranslationRun` (`load_run(directory)`);
+    `beam_size` None uses the run's.
+    """
+    config = run.config
+    predictions = decode_ids(
+        run.translator, run.tokenizer, [pair.source for pair in pairs],
+        max_source_len=config.batching.max_source_len, max_length=config.decode.max_length,
+        beam_size=beam_size or config.decode.beam_size, length_penalty=config.decode.length_penalty,
+        batch_size=config.decode.batch_size)
+    references = reference_ids(run.tokenizer, [pair.target for pair in pairs], config.batching.max_target_len)
+    return predictions, references
+
+
+def reference_ids(tokenizer, texts, max_length: int) -> list[list[int]]:
+    """References as the model is trained to emit them: pieces + END, cut to `max_length`."""
+    import tensorflow as tf
+
+    from seq2seq.data.pipeline import encode_targets
+
+    _, target_out = encode_targets(tf.constant(list(texts), tf.string), tokenizer, max_length)
+    return [row.tolist() for row in target_out.numpy()]
+
+
+def ids_to_texts(tokenizer, rows: list[list[int]]) -> list[str]:
+    """Detokenized strings of id rows (stops at END, drops PAD and START)."""
+    import tensorflow as tf
+
+    ragged = tf.ragged.constant(rows, dtype=tf.int32) if rows else tf.zeros([0, 1], tf.int32)
+    return [text.decode("utf-8") for text in tokenizer.detokenize(ragged).numpy()]
+
+
+def diagnose_translator(translator, tokenizer, sources, references, *, max_source_len: int,
+                        max_length: int, beam_size: int = 1, length_penalty: float = 0.0,
+                        batch_size: int = 64, targets=None, padding_masked=None):
+    """Decodes `sources` and diagnoses the token ids against the references' ids.
+
+    Returns `(diagnosis, hypotheses)`: the `Diagnosis` (token-id level, so the
+    first-step END and never-ended outputs are measured, not inferred from
+    text) and the detokenized outputs, for BLEU and exact match.
+    """
+    from seq2seq.diagnostics import diagnose
+
+    predicted = decode_ids(translator, tokenizer, sources, max_source_len=max_source_len,
+                           max_length=max_length, beam_size=beam_size,
+                           length_penalty=length_penalty, batch_size=batch_size)
+    expected = reference_ids(tokenizer, references, max_length)
+    diagnosis = diagnose(predicted, expected, targets, padding_masked=padding_masked)
+    return diagnosis, ids_to_texts(tokenizer, predicted)

@@ -1,0 +1,140 @@
+"""The configuration of a translator run: one frozen dataclass per TOML section.
+
+`seq2seq train --config run.toml --set model.units=128` builds a `RunConfig`
+from the file and the overrides (`seq2seq.config_io.build`); every field has a
+default, so an empty file is a valid configuration. The resolved configuration
+is written to the run directory as `config.toml`, which is how `translate`,
+`evaluate` and `export` rebuild the run.
+"""
+
+from dataclasses import dataclass, field
+
+from seq2seq.data.batching import BatchingConfig
+
+CORPORA = ("gettext", "tsv", "aligned", "generated")
+LOSSES = ("masked", "boundary")
+STRATEGIES = ("none", "mirrored", "multiworker")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the parallel text comes from and how it is split."""
+
+    # "gettext" (the machine's catalogs), "tsv" (source TAB target), "aligned"
+    # (two line-aligned files) or "generated" (a toy task).
+    corpus: str = "gettext"
+    # gettext: the target language, as in /usr/share/locale/<target_lang>.
+    target_lang: str = "fr"
+    # gettext: the catalog root.
+    locale_dir: str = "/usr/share/locale"
+    # tsv: the corpus file; aligned: the source file.
+    path: str = ""
+    # aligned: the target file.
+    target_path: str = ""
+    # generated: the task ("reverse", "copy", "sort", "dedup", "translate") and its size.
+    task: str = "reverse"
+    generated_pairs: int = 5000
+    # Keep at most this many pairs of the training split (0 = all).
+    max_train_pairs: int = 0
+    # Seed of the train/valid/test split.
+    seed: int = 0
+    valid_fraction: float = 0.03
+    test_fraction: float = 0.03
+
+    def __post_init__(self):
+        if self.corpus not in CORPORA:
+            raise ValueError(f"Expected data.corpus in {CORPORA}. Received: corpus={self.corpus!r}")
+        if self.corpus in ("tsv", "aligned") and not self.path:
+            raise ValueError(f"data.corpus={self.corpus!r} needs data.path (the corpus file).")
+        if self.corpus == "aligned" and not self.target_path:
+            raise ValueError("data.corpus='aligned' needs data.target_path (the target-side file).")
+
+
+@dataclass(frozen=True)
+class TokenizerConfig:
+    """The SentencePiece model shared by source and target."""
+
+    # An existing .model file; "" trains one on the training split into the run directory.
+    model: str = ""
+    vocab_size: int = 8000
+    model_type: str = "unigram"
+    character_coverage: float = 1.0
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Arguments of `seq2seq.models.Translator`."""
+
+    embed_dim: int = 256
+    units: int = 256
+    encoder_layers: int = 1
+    bidirectional: bool = False
+    # "luong" (dot/general score) or "bahdanau" (additive).
+    attention: str = "luong"
+    dropout: float = 0.1
+    # lambda of the saliency penalty (needs source annotations; 0 = off).
+    saliency_weight: float = 0.0
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """How the translator is trained (`seq2seq.training.TrainConfig` plus the loss)."""
+
+    epochs: int = 10
+    learning_rate: float = 2e-3
+    clipnorm: float = 1.0
+    # Epochs without a better validation loss before stopping.
+    patience: int = 2
+    # Batches per epoch (0 = one pass over the training split).
+    steps_per_epoch: int = 0
+    # Stop after this many minutes of training (0 = no limit); the best weights are kept.
+    max_minutes: float = 0.0
+    # "masked" (MaskedSparseCrossentropy) or "boundary" (BoundaryAwareLoss).
+    loss: str = "masked"
+    label_smoothing: float = 0.0
+    # Weight of the end token in the loss: 1.0 = plain; 0 = computed from the
+    # training targets (mean count of the other classes / end-token count).
+    end_token_weight: float = 1.0
+    # Seed of weight initialisation and batch shuffling.
+    seed: int = 0
+    # Deterministic TensorFlow ops: with the same seed, the same loss curve bit for bit (CPU).
+    deterministic: bool = False
+    # Also checkpoint every this many optimizer steps inside an epoch (0 = at epoch ends only).
+    checkpoint_every_steps: int = 0
+    # "none" (one device), "mirrored" (all local devices) or "multiworker" (the workers of TF_CONFIG).
+    strategy: str = "none"
+
+    def __post_init__(self):
+        if self.loss not in LOSSES:
+            raise ValueError(f"Expected train.loss in {LOSSES}. Received: loss={self.loss!r}")
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"Expected train.strategy in {STRATEGIES}. Received: strategy={self.strategy!r}")
+        if self.checkpoint_every_steps < 0:
+            raise ValueError("Expected train.checkpoint_every_steps >= 0. "
+                             f"Received: checkpoint_every_steps={self.checkpoint_every_steps!r}")
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    """How translations are produced for evaluation and export."""
+
+    # 1 = greedy search.
+    beam_size: int = 4
+    # Longest output in pieces, the end token included.
+    max_length: int = 64
+    # GNMT length-penalty exponent for beam search (0 = none).
+    length_penalty: float = 0.6
+    # Sentences translated per call.
+    batch_size: int = 64
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines a translator run; sections map to TOML tables."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    batching: BatchingConfig = field(default_factory=BatchingConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainingConfig = field(default_factory=TrainingConfig)
+    decode: DecodeConfig = field(default_factory=DecodeConfig)

@@ -1,0 +1,503 @@
+"""The training driver used by the CLI and the recipes.
+
+`train(model, train_ds, valid_ds, loss=..., out_dir=...)` compiles the model
+with Adam and gradient clipping, then fits it with:
+
+- a tqdm progress bar showing the loss terms and tokens/s;
+- a checkpoint each epoch, and every `checkpoint_every_steps` optimizer
+  steps, in `out_dir/checkpoints` (weights, optimizer state, epoch, position
+  in the epoch, early-stopping state), from which a second call with the same
+  `out_dir` resumes after a kill: only the steps since that checkpoint are
+  redone, and the batches come in the same order as in an uninterrupted run;
+- Ctrl-C (SIGINT): the step in progress finishes, a checkpoint is saved and
+  `TrainingInterrupted` (a `KeyboardInterrupt`) is raised; a second Ctrl-C
+  stops at once;
+- early stopping on the validation loss, restoring the best weights;
+- TensorBoard scalars under `out_dir/logs/{train,validation}`;
+- a `TrainingDivergedError` naming the step at the first NaN/Inf loss (or
+  non-finite weights when a checkpoint is due), so no checkpoint ever holds
+  NaN weights.
+
+Training reads `train_ds.repeat()`: an epoch is `steps_per_epoch` batches
+(default: the batches of one pass, counted once at the start) and the batch
+stream is the same for a given dataset seed, so a resumed run skips exactly
+the batches already trained on (`optimizer.iterations` of them).
+
+Checkpoints are atomic: TensorFlow writes the files of a checkpoint, then
+replaces the `checkpoint` pointer file (write to a temporary name, rename), so
+a kill during a write leaves the previous checkpoint as the latest; and a
+checkpoint that does not load anyway (a torn disk) is skipped for the one
+before it. The per-epoch history is kept in `out_dir/history.json` across resumes.
+"""
+
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import shutil
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+
+import keras
+import tensorflow as tf
+from tensorflow.core.framework import summary_pb2
+
+from seq2seq.errors import UserError
+
+CHECKPOINT_DIR = "checkpoints"
+BEST_DIR = "best"
+LOG_DIR = "logs"
+HISTORY_FILE = "history.json"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How `train` runs. Only `out_dir` has no default."""
+
+    # Where checkpoints, the best weights, TensorBoard logs and history go.
+    out_dir: str
+    # Total epochs, counting those of earlier (interrupted) runs.
+    epochs: int = 10
+    # Adam's learning rate.
+    learning_rate: float = 1e-3
+    # Clip each gradient step to this global norm (Keras `global_clipnorm`); None = no clipping.
+    clipnorm: float | None = 1.0
+    # Stop after this many epochs without a lower validation loss, then
+    # restore the best weights; None = never stop early (best still restored).
+    patience: int | None = 3
+    # Smallest decrease of the validation loss that counts as better.
+    min_delta: float = 0.0
+    # Continue from the last checkpoint in `out_dir` if there is one.
+    resume: bool = True
+    # Show a tqdm progress bar.
+    progress: bool = True
+    # Batches per epoch; None = one pass over `train_ds` (counted once at the start).
+    steps_per_epoch: int | None = None
+    # Also checkpoint every this many optimizer steps inside an epoch; None = at epoch ends only.
+    checkpoint_every_steps: int | None = None
+
+    def __post_init__(self):
+        if not self.out_dir:
+            raise ValueError(f"Expected a directory in out_dir. Received: out_dir={self.out_dir!r}")
+        for name in ("epochs", "patience", "steps_per_epoch", "checkpoint_every_steps"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"Expected a positive int in {name}. Received: {name}={value!r}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"Expected learning_rate > 0. Received: learning_rate={self.learning_rate!r}")
+        if self.clipnorm is not None and not self.clipnorm > 0:
+            raise ValueError(f"Expected clipnorm > 0 or None. Received: clipnorm={self.clipnorm!r}")
+
+
+class TrainingDivergedError(UserError):
+    """The loss became NaN or Inf; the message names the step."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped training after saving `checkpoint` at optimizer step `step`."""
+
+    def __init__(self, checkpoint: str, step: int):
+        super().__init__(f"interrupted at optimizer step {step}; checkpoint saved to {checkpoint}")
+        self.checkpoint = checkpoint
+        self.step = step
+
+
+def train(model, train_ds, valid_ds=None, *, loss, config: TrainConfig | None = None, callbacks=(),
+          **overrides) -> dict:
+    """Trains `model` (compiled here with Adam) and returns a summary dict.
+
+    Args:
+        model: a Keras model, usually a `SaliencyModel`, built under the
+            distribution strategy it trains with (if any).
+        train_ds, valid_ds: `tf.data.Dataset`s of `(x, y[, sample_weight])`
+            batches; without `valid_ds` there is no early stopping. Seed the
+            shuffle of `train_ds` for a resumed run to see the same batches.
+        loss: the task loss, e.g. `MaskedSparseCrossentropy()`.
+        callbacks: extra Keras callbacks, run after the driver's own ones
+            (checkpointing, NaN stop, logging, progress bar).
+        config: a `TrainConfig`; keyword `overrides` replace its fields (or
+            build one: `train(..., loss=l, out_dir="runs/x", epochs=5)`).
+
+    Returns:
+        `{"history": {metric: [per epoch]}, "epochs": completed epochs,
+        "best_epoch": 1-based or None, "best_val_loss", "stopped_early",
+        "final": the last epoch's metrics}`, history spanning resumed runs.
+
+    Raises:
+        TrainingDivergedError: at the first batch whose loss is not finite.
+        TrainingInterrupted: on Ctrl-C, after saving a checkpoint.
+        UserError: `out_dir` lacks the space for the checkpoints.
+    """
+    config = dataclasses.replace(config, **overrides) if config else TrainConfig(**overrides)
+    os.makedirs(config.out_dir, exist_ok=True)
+    with model.distribute_strategy.scope():
+        model.compile(optimizer=keras.optimizers.Adam(config.learning_rate, global_clipnorm=config.clipnorm), loss=loss)
+    _build(model, train_ds)
+    steps = config.steps_per_epoch or _count_batches(train_ds)
+    state = _TrainingState(model, config, steps)
+    _check_free_space(model, config.out_dir)
+    if config.resume:
+        state.restore()
+        model.optimizer.learning_rate = config.learning_rate  # the checkpoint holds the old one
+    logger = _ScalarLogger(os.path.join(config.out_dir, LOG_DIR))
+    callbacks = [_StopOnNonFinite(), state, logger, *([_ProgressBar()] if config.progress else []), *callbacks]
+    try:
+        with _sigint_flag() as interrupted:
+            state.interrupted = interrupted
+            _fit(model, train_ds, valid_ds, config, state, callbacks)
+    finally:
+        logger.close()
+    state.restore_best()
+    return state.summary()
+
+
+_MULTIWORKER = "multiworker"
+_STRATEGIES = {}
+
+
+def distribution_strategy(name: str):
+    """The `tf.distribute` strategy called `name`: "none", "mirrored" or "multiworker".
+
+    "mirrored" replicates over all local devices (GPUs, or the logical CPUs
+    configured before TensorFlow starts); "multiworker" reads the cluster from
+    the `TF_CONFIG` environment variable and must be created before any other
+    TensorFlow work. Build the model under `strategy.scope()`; `train` then
+    splits each batch between the replicas.
+    """
+    if name == "none":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multiworker":
+        if "TF_CONFIG" not in os.environ:
+            raise UserError("--strategy multiworker needs the TF_CONFIG environment variable "
+                            "(the cluster and this worker's task); see the README")
+        if _MULTIWORKER not in _STRATEGIES:  # it can be created once per process only
+            _STRATEGIES[_MULTIWORKER] = tf.distribute.MultiWorkerMirroredStrategy()
+        return _STRATEGIES[_MULTIWORKER]
+    raise ValueError(f"Expected one of ('none', 'mirrored', 'multiworker'). Received: name={name!r}")
+
+
+def _fit(model, train_ds, valid_ds, config, state, callbacks):
+    """Runs the remaining epochs on the batch stream, from where the checkpoint left it."""
+    epoch, done = state.epochs_done, state.epoch_step
+    if epoch >= config.epochs or state.stopped_early:
+        return
+    position = int(model.optimizer.iterations.numpy())  # batches consumed so far
+    if position:
+        print(f"Skipping the {position} batch(es) already trained on.")
+    replicas = model.distribute_strategy.num_replicas_in_sync
+    valid_ds = None if valid_ds is None else _splittable(valid_ds, replicas)
+    options = dict(validation_data=valid_ds, callbacks=callbacks, shuffle=False, verbose=0)
+    stream = _splittable(train_ds, replicas).repeat()
+    if done:  # finish the interrupted epoch first
+        model.fit(stream.skip(position), epochs=epoch + 1, initial_epoch=epoch,
+                  steps_per_epoch=state.steps - done, **options)
+        if model.stop_training or state.stopped_early or epoch + 1 >= config.epochs:
+            return
+        epoch, position = epoch + 1, position + state.steps - done
+    model.fit(stream.skip(position), epochs=config.epochs, initial_epoch=epoch,
+              steps_per_epoch=state.steps, **options)
+
+
+def _splittable(dataset, replicas: int):
+    """Drops the batches too small to give every replica an example (a replica with
+    none fails inside `tf.distribute`); with one replica nothing is dropped."""
+    if replicas <= 1:
+        return dataset
+
+    def big_enough(*batch):
+        return tf.shape(tf.nest.flatten(batch)[-1])[0] >= replicas
+
+    return dataset.filter(big_enough)
+
+
+def _build(model, dataset):
+    """Creates the model's and the optimizer's variables, so a checkpoint can restore into them."""
+    strategy = model.distribute_strategy
+    with strategy.scope():
+        if not model.built:
+            x, _, _ = keras.utils.unpack_x_y_sample_weight(next(iter(dataset)))
+            model(x)
+        if not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)
+
+
+def _count_batches(dataset) -> int:
+    """Batches in one pass of `dataset` (iterates it once when its cardinality is unknown)."""
+    count = int(dataset.cardinality().numpy())
+    if count == tf.data.INFINITE_CARDINALITY:
+        raise ValueError("train_ds is infinite: set steps_per_epoch.")
+    if count < 0:
+        count = int(dataset.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1).numpy())
+    if count == 0:
+        raise UserError("the training dataset is empty: no batch to train on")
+    return count
+
+
+def _check_free_space(model, out_dir):
+    """Refuses to start when `out_dir` cannot hold the checkpoints (3 at a time, plus the best weights)."""
+    variables = model.variables + model.optimizer.variables
+    size = sum(math.prod(v.shape) * tf.as_dtype(v.dtype).size for v in variables)
+    needed, free = 4 * size, shutil.disk_usage(out_dir).free
+    if free < needed:
+        raise UserError(f"not enough space in {out_dir!r} for the checkpoints: {free:,} bytes free, "
+                        f"{needed:,} needed; free some space or pass another output directory")
+
+
+@contextlib.contextmanager
+def _sigint_flag():
+    """While active, the first Ctrl-C sets the yielded event instead of raising; the second raises."""
+    flag = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def handler(signum, frame):
+        if flag.is_set():
+            raise KeyboardInterrupt
+        flag.set()
+        print("\nCtrl-C: saving a checkpoint after this step (press again to stop without saving)",
+              file=sys.stderr, flush=True)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class _TrainingState(keras.callbacks.Callback):
+    """Checkpoints each epoch and every N steps, early-stops on `val_loss`, keeps the best weights and the history."""
+
+    def __init__(self, model, config: TrainConfig, steps: int):
+        super().__init__()
+        self.config = config
+        self.steps = steps  # optimizer steps per epoch
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        # Steps done in the epoch after `epoch` (0 at an epoch's end).
+        self.step_in_epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="step_in_epoch")
+        self.best_val_loss = tf.Variable(math.inf, dtype=tf.float64, trainable=False, name="best_val_loss")
+        self.best_epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="best_epoch")
+        self.wait = tf.Variable(0, dtype=tf.int64, trainable=False, name="wait")
+        self.checkpoint = tf.train.Checkpoint(
+            model=model,
+            optimizer=model.optimizer,
+            epoch=self.epoch,
+            step_in_epoch=self.step_in_epoch,
+            best_val_loss=self.best_val_loss,
+            best_epoch=self.best_epoch,
+            wait=self.wait,
+        )
+        directory = os.path.join(config.out_dir, CHECKPOINT_DIR)
+        self.manager = tf.train.CheckpointManager(self.checkpoint, directory, max_to_keep=2)
+        self.best_manager = tf.train.CheckpointManager(
+            tf.train.Checkpoint(model=model), os.path.join(config.out_dir, BEST_DIR), max_to_keep=1
+        )
+        self.history_path = os.path.join(config.out_dir, HISTORY_FILE)
+        self.history: dict[str, list[float]] = {}
+        self.stopped_early = False
+        self.interrupted = threading.Event()
+        self._epoch_index = 0
+
+    @property
+    def epochs_done(self) -> int:
+        return int(self.epoch.numpy())
+
+    @property
+    def epoch_step(self) -> int:
+        return int(self.step_in_epoch.numpy())
+
+    def restore(self):
+        """Loads the newest checkpoint that loads (an older one if the newest is torn)."""
+        path = self._restore_newest()
+        if path is None:
+            return
+        if os.path.exists(self.history_path):
+            with open(self.history_path) as f:
+                history = json.load(f)
+            # The history may be ahead of an older checkpoint: keep what the checkpoint has done.
+            self.history = {name: values[: self.epochs_done] for name, values in history.items()}
+        patience = self.config.patience
+        self.stopped_early = patience is not None and int(self.wait.numpy()) >= patience
+        step = int(self.checkpoint.optimizer.iterations.numpy())
+        print(f"Resuming from {path}: {self.epochs_done} epoch(s) and {self.epoch_step} step(s) of the next done, "
+              f"optimizer step {step}.")
+
+    def _restore_newest(self):
+        paths = list(reversed(self.manager.checkpoints))
+        for path in paths:
+            try:
+                self.checkpoint.restore(path).assert_existing_objects_matched()
+                return path
+            except (tf.errors.OpError, ValueError, AssertionError) as error:
+                print(f"warning: checkpoint {path} does not load ({type(error).__name__}); trying an older one",
+                      file=sys.stderr)
+        if paths:
+            raise UserError(f"no checkpoint in {self.manager.directory} loads; move that directory away "
+                            "to start over, or pass another output directory")
+        return None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_index = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step_in_epoch.assign_add(1)
+        if self.epoch_step >= self.steps:
+            return  # the epoch's last step: on_epoch_end saves, with the validation results
+        step = int(self.model.optimizer.iterations.numpy())
+        if self.interrupted.is_set():
+            raise TrainingInterrupted(self._save(step), step)
+        every = self.config.checkpoint_every_steps
+        if every and step % every == 0:
+            self._save(step)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        for name, value in logs.items():
+            self.history.setdefault(name, []).append(float(value))
+        self.epoch.assign(epoch + 1)
+        self.step_in_epoch.assign(0)
+        val_loss = logs.get("val_loss")
+        if val_loss is not None:
+            self._early_stopping(epoch, float(val_loss))
+        _atomic_write_json(self.history_path, self.history)
+        step = int(self.model.optimizer.iterations.numpy())
+        path = self._save(step)
+        if self.interrupted.is_set():
+            raise TrainingInterrupted(path, step)
+
+    def _save(self, step) -> str:
+        """Saves a checkpoint numbered by the optimizer step, after checking the weights are finite."""
+        if not all(bool(tf.reduce_all(tf.math.is_finite(v))) for v in self.model.trainable_variables):
+            raise TrainingDivergedError(
+                f"the weights became NaN or Inf by optimizer step {step} (epoch {self._epoch_index + 1}); "
+                "not saving them. Lower the learning rate or set clipnorm; training can resume from "
+                f"the last checkpoint ({self.manager.latest_checkpoint})."
+            )
+        return self.manager.save(checkpoint_number=step)
+
+    def _early_stopping(self, epoch, val_loss):
+        if val_loss < float(self.best_val_loss.numpy()) - self.config.min_delta:
+            self.best_val_loss.assign(val_loss)
+            self.best_epoch.assign(epoch + 1)
+            self.wait.assign(0)
+            self.best_manager.save(checkpoint_number=epoch + 1)
+            return
+        self.wait.assign_add(1)
+        if self.config.patience is not None and int(self.wait.numpy()) >= self.config.patience:
+            self.stopped_early = True
+            self.model.stop_training = True
+            print(f"Early stopping after epoch {epoch + 1}: val_loss has not improved for "
+                  f"{self.config.patience} epoch(s); best {float(self.best_val_loss.numpy()):.4f} "
+                  f"at epoch {int(self.best_epoch.numpy())}.")
+
+    def restore_best(self):
+        """Loads the weights of the epoch with the lowest validation loss, if any was recorded."""
+        if self.best_manager.latest_checkpoint is not None and int(self.best_epoch.numpy()) < int(self.epoch.numpy()):
+            self.best_manager.checkpoint.restore(self.best_manager.latest_checkpoint).expect_partial()
+
+    def summary(self) -> dict:
+        best_epoch = int(self.best_epoch.numpy()) or None
+        return {
+            "history": self.history,
+            "epochs": int(self.epoch.numpy()),
+            "best_epoch": best_epoch,
+            "best_val_loss": float(self.best_val_loss.numpy()) if best_epoch else None,
+            "stopped_early": self.stopped_early,
+            "final": {name: values[-1] for name, values in self.history.items() if values},
+        }
+
+
+def _atomic_write_json(path, data):
+    """Writes through a temporary file and a rename, so a crash never leaves half a file."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=1)
+    os.replace(tmp, path)
+
+
+class _StopOnNonFinite(keras.callbacks.Callback):
+    """Raises `TrainingDivergedError` at the first batch whose running loss is NaN or Inf."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        value = (logs or {}).get("loss")
+        if value is None or math.isfinite(float(value)):
+            return
+        step = int(self.model.optimizer.iterations.numpy())
+        terms = ", ".join(f"{k}={float(v):.4g}" for k, v in logs.items())
+        raise TrainingDivergedError(
+            f"loss became {float(value)} at optimizer step {step} (epoch {self.epoch + 1}, batch {batch + 1}): "
+            f"{terms}. Lower the learning rate, set clipnorm or the saliency weight lower; "
+            "training can resume from the last checkpoint."
+        )
+
+
+class _ProgressBar(keras.callbacks.Callback):
+    """A tqdm bar per epoch with the loss terms and tokens/s (from the model's `tokens` metric)."""
+
+    SHOWN = ("loss", "task_loss", "saliency_penalty", "accuracy")
+
+    def on_epoch_begin(self, epoch, logs=None):
+        from tqdm.auto import tqdm
+
+        total = self.params.get("steps") if self.params else None
+        self.bar = tqdm(total=total, desc=f"epoch {epoch + 1}/{self.params.get('epochs', '?')}", unit="batch",
+                        leave=True, dynamic_ncols=True)
+        self.start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.bar.update(1)
+        self.bar.set_postfix_str(self._describe(logs or {}), refresh=False)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.bar.set_postfix_str(self._describe(logs or {}, validation=True))
+        self.bar.close()
+
+    def _describe(self, logs, validation=False):
+        parts = [f"{k}={float(logs[k]):.4f}" for k in self.SHOWN if k in logs]
+        if validation:
+            parts += [f"val_{k}={float(logs['val_' + k]):.4f}" for k in self.SHOWN if "val_" + k in logs]
+        if "tokens" in logs:
+            rate = float(logs["tokens"]) / max(time.perf_counter() - self.start, 1e-9)
+            parts.append(f"tok/s={rate:,.0f}")
+        return " ".join(parts)
+
+
+class _ScalarLogger(keras.callbacks.Callback):
+    """Epoch metrics as TensorBoard scalars in `log_dir/train` and `log_dir/validation`.
+
+    Writes the summaries with TensorFlow's own `tf.summary.write` and the
+    scalars plugin's metadata, so the `tensorboard` package is needed only to
+    view the logs, not to write them.
+    """
+
+    METADATA = summary_pb2.SummaryMetadata(
+        plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars")
+    ).SerializeToString()
+
+    def __init__(self, log_dir):
+        super().__init__()
+        self.writers = {
+            split: tf.summary.create_file_writer(os.path.join(log_dir, split)) for split in ("train", "validation")
+        }
+
+    def on_epoch_end(self, epoch, logs=None):
+        for name, value in (logs or {}).items():
+            split, tag = ("validation", name[4:]) if name.startswith("val_") else ("train", name)
+            with self.writers[split].as_default():
+                tf.summary.write(f"epoch_{tag}", tf.constant(float(value), tf.float32), step=epoch + 1,
+                                 metadata=self.METADATA)
+        for writer in self.writers.values():
+            writer.flush()
+
+    def close(self):
+        for writer in self.writers.values():
+            writer.close()

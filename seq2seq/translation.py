@@ -1,0 +1,336 @@
+"""Translator runs: corpus to trained model, and a run directory back to translations.
+
+A run directory holds everything a run needs to be resumed, used or exported:
+
+    config.toml      the resolved RunConfig (rebuilds the run)
+    tokenizer.model  the SentencePiece model shared by source and target
+    model.keras      the trained Translator (best validation loss)
+    metrics.json     test-split BLEU / chrF / exact match, training summary
+    checkpoints/     per-epoch checkpoints (resume after an interruption)
+    logs/            TensorBoard scalars
+
+`train_run` writes it; `load_run` reads it back for `translate_texts`,
+`evaluate_run` and export.
+"""
+
+import dataclasses
+import json
+import shutil
+import time
+from pathlib import Path
+
+from seq2seq import config_io
+from seq2seq.data.reader import Pair, read_corpus
+from seq2seq.data.split import Split, split_pairs
+from seq2seq.errors import UserError
+from seq2seq.run_config import RunConfig
+
+CONFIG_FILE = "config.toml"
+TOKENIZER_FILE = "tokenizer.model"
+MODEL_FILE = "model.keras"
+METRICS_FILE = "metrics.json"
+# Validation sentences decoded after each epoch to watch for end-token collapse.
+PROBE_SIZE = 32
+# [train] settings a resumed run may change: they steer what comes next, not what was trained.
+# Free space a run directory needs to start (the exact need is checked once the model is built).
+MIN_FREE_BYTES = 16 << 20
+RESUMABLE_TRAIN_FIELDS = ("epochs", "learning_rate", "clipnorm", "patience", "max_minutes",
+                          "checkpoint_every_steps", "strategy", "deterministic")
+
+
+@dataclasses.dataclass
+class TranslationRun:
+    """A loaded run: the resolved config, the tokenizer and the trained translator."""
+
+    config: RunConfig
+    tokenizer: object  # seq2seq.tokenizer.SentencePieceTokenizer
+    translator: object  # seq2seq.models.translator.Translator
+    directory: Path
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def load_splits(config: RunConfig, log=print) -> Split:
+    """Reads the configured corpus and splits it into train/valid/test pairs."""
+    data = config.data
+    if data.corpus == "gettext":
+        from seq2seq.data.gettext import read_gettext
+
+        pairs, report = read_gettext(data.target_lang, locale_dir=data.locale_dir)
+    elif data.corpus == "generated":
+        from seq2seq.data.generated import generate_pairs
+
+        pairs, report = generate_pairs(data.task, data.generated_pairs, data.seed), None
+    else:
+        target = data.target_path if data.corpus == "aligned" else None
+        pairs, report = read_corpus(data.path, fmt="aligned" if target else "tsv", target_path=target)
+    if report is not None and report.total_skipped:
+        log(f"skipped {report.total_skipped} bad lines (run `seq2seq data check` for details)")
+    split = split_pairs(pairs, seed=data.seed, valid_fraction=data.valid_fraction,
+                        test_fraction=data.test_fraction)
+    if data.max_train_pairs and len(split.train) > data.max_train_pairs:
+        split = Split(split.train[: data.max_train_pairs], split.valid, split.test)
+    log(f"data: {len(split.train)} train, {len(split.valid)} valid, {len(split.test)} test pairs")
+    return split
+
+
+def prepare_tokenizer(config: RunConfig, train_pairs: list[Pair], run_dir: Path) -> Path:
+    """Copies the configured SentencePiece model into the run, or trains one on the training split."""
+    from seq2seq.tokenizer import train_sentencepiece_from_sentences
+
+    destination = run_dir / TOKENIZER_FILE
+    if destination.exists():
+        return destination  # resuming: keep the vocabulary the checkpoints were trained with
+    if config.tokenizer.model:
+        source = Path(config.tokenizer.model)
+        if not source.is_file():
+            raise UserError(f"tokenizer.model {str(source)!r} does not exist; give a .model file or \"\"")
+        shutil.copyfile(source, destination)
+        return destination
+    sentences = [pair.source for pair in train_pairs] + [pair.target for pair in train_pairs]
+    written = train_sentencepiece_from_sentences(
+        sentences, run_dir, name="tokenizer", vocab_size=config.tokenizer.vocab_size,
+        model_type=config.tokenizer.model_type,
+        character_coverage=config.tokenizer.character_coverage,
+    )
+    return Path(written)
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def build_translator(config: RunConfig, vocab_size: int):
+    """A `Translator` with the configured sizes."""
+    from seq2seq.models.translator import Translator
+
+    model = config.model
+    return Translator(
+        vocab_size=vocab_size, embed_dim=model.embed_dim, units=model.units,
+        encoder_layers=model.encoder_layers, bidirectional=model.bidirectional,
+        attention=model.attention, dropout=model.dropout, saliency_weight=model.saliency_weight,
+    )
+
+
+def make_loss(config: RunConfig, tokenizer, train_pairs: list[Pair], log=print):
+    """The configured task loss; the end-token weight is computed from the targets when asked (0)."""
+    from seq2seq.losses import BoundaryAwareLoss, MaskedSparseCrossentropy, end_token_class_weights
+    from seq2seq.tokens import END_ID
+
+    train = config.train
+    if train.loss == "boundary":
+        return BoundaryAwareLoss()
+    class_weights = None
+    if train.end_token_weight != 1.0:
+        class_weights = [1.0] * tokenizer.vocab_size
+        if train.end_token_weight > 0:
+            class_weights[END_ID] = train.end_token_weight
+        else:
+            targets = _target_ids(tokenizer, [pair.target for pair in train_pairs])
+            class_weights = [float(w) for w in end_token_class_weights(targets, tokenizer.vocab_size)]
+        log(f"end-token weight: {class_weights[END_ID]:.4f}")
+    return MaskedSparseCrossentropy(label_smoothing=train.label_smoothing, class_weights=class_weights)
+
+
+def train_run(config: RunConfig, run_dir, *, progress: bool = True, log=print) -> dict:
+    """Trains (or resumes) the run in `run_dir`, evaluates it on the test split, saves it.
+
+    Returns the metrics also written to `run_dir/metrics.json`.
+    """
+    import keras
+
+    import tensorflow as tf
+
+    from seq2seq.data.pipeline import make_translation_dataset
+    from seq2seq.tokenizer import SentencePieceTokenizer
+    from seq2seq.training import TrainConfig, distribution_strategy, train
+
+    strategy = distribution_strategy(config.train.strategy)  # multiworker: before other TF work
+    run_dir = prepare_run_dir(config, Path(run_dir), log)
+    log("config:\n" + config_io.to_toml(config))
+    if config.train.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    keras.utils.set_random_seed(config.train.seed)
+    split = load_splits(config, log)
+    tokenizer = SentencePieceTokenizer.from_file(prepare_tokenizer(config, split.train, run_dir))
+    datasets = [
+        make_translation_dataset([p.source for p in pairs], [p.target for p in pairs], tokenizer,
+                                 config.batching, training=training, seed=config.train.seed)
+        for pairs, training in ((split.train, True), (split.valid, False))
+    ]
+    if strategy.num_replicas_in_sync > 1:
+        log(f"training on {strategy.num_replicas_in_sync} replicas ({config.train.strategy}); "
+            "each batch is split between them")
+    with strategy.scope():
+        translator = build_translator(config, tokenizer.vocab_size)
+    train_config = TrainConfig(
+        out_dir=str(run_dir), epochs=config.train.epochs, learning_rate=config.train.learning_rate,
+        clipnorm=config.train.clipnorm, patience=config.train.patience, progress=progress,
+        steps_per_epoch=config.train.steps_per_epoch or None,
+        checkpoint_every_steps=config.train.checkpoint_every_steps or None,
+    )
+    started = time.perf_counter()
+    summary = train(translator, *datasets, loss=make_loss(config, tokenizer, split.train, log),
+                    config=train_config,
+                    callbacks=_training_callbacks(config, translator, tokenizer, split))
+    translator.save(run_dir / MODEL_FILE)
+    run = TranslationRun(config, tokenizer, translator, run_dir)
+    metrics = {
+        "test": evaluate_pairs(run, split.test, progress=progress),
+        "training": {key: summary[key] for key in ("epochs", "best_epoch", "best_val_loss", "stopped_early")},
+        "training_seconds": round(time.perf_counter() - started, 1),
+    }
+    (run_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics
+
+
+def _training_callbacks(config: RunConfig, translator, tokenizer, split: Split) -> list:
+    """The end-token collapse monitor on a small validation probe, and the time budget."""
+    from seq2seq.callbacks import CollapseMonitor, TimeBudget
+
+    probes = split.valid[:PROBE_SIZE]
+
+    def decode_probes(sources):
+        run = TranslationRun(config, tokenizer, translator, Path("."))
+        return translate_texts(run, sources, beam_size=1)
+
+    callbacks = [CollapseMonitor(decode_probes, [p.source for p in probes], [p.target for p in probes],
+                                 padding_masked=True)]
+    if config.train.max_minutes:
+        callbacks.append(TimeBudget(config.train.max_minutes * 60))
+    return callbacks
+
+
+def prepare_run_dir(config: RunConfig, run_dir: Path, log=print) -> Path:
+    """Creates the run directory and checks that it takes writes and has room (before any data is read).
+
+    Refuses to resume a run that had another config, except for the
+    `RESUMABLE_TRAIN_FIELDS` (for example a lower learning rate after a NaN).
+    """
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+        free = shutil.disk_usage(run_dir).free
+    except OSError as error:
+        raise UserError(f"cannot write to run directory {str(run_dir)!r}: {error.strerror}") from None
+    if free < MIN_FREE_BYTES:
+        raise UserError(f"not enough space in run directory {str(run_dir)!r}: {free:,} bytes free, "
+                        f"at least {MIN_FREE_BYTES:,} needed; free some space or pass another --out")
+    written = config_io.to_toml(config)
+    config_path = run_dir / CONFIG_FILE
+    if config_path.exists():
+        saved = config_io.build(RunConfig, config_io.load_toml(config_path))
+        steering = {name: getattr(config.train, name) for name in RESUMABLE_TRAIN_FIELDS}
+        if dataclasses.replace(saved, train=dataclasses.replace(saved.train, **steering)) != config:
+            raise UserError(
+                f"{run_dir} holds a run with a different configuration ({config_path}); "
+                f"resume it with the same config (only train.{{{','.join(RESUMABLE_TRAIN_FIELDS)}}} may change), "
+                "or pass a new --out directory"
+            )
+        changed = [f"train.{name}: {getattr(saved.train, name)!r} -> {value!r}"
+                   for name, value in steering.items() if getattr(saved.train, name) != value]
+        if changed:
+            log("resuming with changed settings: " + ", ".join(changed))
+    try:
+        _atomic_write_text(config_path, written)
+    except OSError as error:
+        raise UserError(f"cannot write to run directory {str(run_dir)!r}: {error.strerror}") from None
+    return run_dir
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+# ----------------------------------------------------------------------------- using a run
+
+
+def load_run(run_dir) -> TranslationRun:
+    """Loads the config, tokenizer and trained translator of a run directory."""
+    from seq2seq.saving import load_model
+    from seq2seq.tokenizer import SentencePieceTokenizer
+
+    run_dir = Path(run_dir)
+    missing = [name for name in (CONFIG_FILE, TOKENIZER_FILE, MODEL_FILE) if not (run_dir / name).is_file()]
+    if not run_dir.is_dir() or missing:
+        raise UserError(
+            f"{str(run_dir)!r} is not a trained run directory (missing: {', '.join(missing) or 'the directory'}); "
+            "train one with `seq2seq train --config FILE --out DIR` or `recipes/translate_gettext.py`"
+        )
+    config = config_io.build(RunConfig, config_io.load_toml(run_dir / CONFIG_FILE))
+    tokenizer = SentencePieceTokenizer.from_file(run_dir / TOKENIZER_FILE)
+    translator = load_model(run_dir / MODEL_FILE, compile=False)
+    if translator.vocab_size != tokenizer.vocab_size:
+        raise UserError(
+            f"{run_dir}: the model's vocabulary ({translator.vocab_size}) does not match "
+            f"{TOKENIZER_FILE} ({tokenizer.vocab_size}); the directory mixes two runs"
+        )
+    return TranslationRun(config, tokenizer, translator, run_dir)
+
+
+def translate_texts(run: TranslationRun, texts: list[str], *, beam_size=None, max_length=None,
+                    batch_size=None, progress: bool = False) -> list[str]:
+    """Translates `texts` in length-sorted batches; returns strings in input order."""
+    from seq2seq.inference import translate_batches
+
+    decode = run.config.decode
+    return translate_batches(
+        run.translator, run.tokenizer, texts, max_source_len=run.config.batching.max_source_len,
+        beam_size=beam_size or decode.beam_size, max_length=max_length or decode.max_length,
+        length_penalty=decode.length_penalty, batch_size=batch_size or decode.batch_size,
+        progress=progress,
+    )
+
+
+def evaluate_pairs(run: TranslationRun, pairs: list[Pair], *, beam_size=None, progress=False) -> dict:
+    """BLEU, chrF and exact match of the run's translations of `pairs`' sources."""
+    from seq2seq.evaluation import evaluate_translations
+
+    hypotheses = translate_texts(run, [pair.source for pair in pairs], beam_size=beam_size,
+                                 progress=progress)
+    return evaluate_translations(hypotheses, [pair.target for pair in pairs])
+
+
+def _target_ids(tokenizer, texts: list[str]) -> list:
+    """Target-out id arrays (pieces + END) of `texts`, for class counting."""
+    import numpy as np
+    import tensorflow as tf
+
+    from seq2seq.tokens import END_ID
+
+    ids = []
+    for start in range(0, len(texts), 4096):
+        ragged = tokenizer.tokenize(tf.constant(texts[start : start + 4096]))
+        ids.extend(np.append(row, END_ID) for row in ragged.numpy())
+    return ids
+
+
+def attention_alignments(run: TranslationRun, texts: list[str]) -> list[tuple]:
+    """Greedy translations of `texts` with their attention: `(source_pieces, output_pieces, weights)`.
+
+    `weights` is [output_len, source_len]; pieces include the end tokens.
+    """
+    from seq2seq.decoding import translate_ids
+    from seq2seq.inference import source_ids
+
+    ids = source_ids(run.tokenizer, texts, run.config.batching.max_source_len)
+    result = translate_ids(run.translator, ids, beam_size=1, max_length=run.config.decode.max_length)
+    alignments = []
+    for row, text in enumerate(texts):
+        source = _pieces(run.tokenizer, ids[row])
+        output = _pieces(run.tokenizer, result.token_ids[row])
+        weights = result.attention[row].numpy()[: len(output), : len(source)]
+        alignments.append((source, output, weights))
+    return alignments
+
+
+def _pieces(tokenizer, ids) -> list[str]:
+    """The pieces of one row of ids, padding dropped."""
+    from seq2seq.tokens import PAD_ID
+
+    ids = [int(i) for i in ids.numpy() if i != PAD_ID]
+    return [piece.decode("utf-8") for piece in tokenizer.id_to_piece(ids).numpy()]

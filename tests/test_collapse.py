@@ -1,0 +1,209 @@
+"""`seq2seq.collapse`, `seq2seq.collapse_study` (the end-token collapse study) and
+`seq2seq diagnose --model --data`."""
+
+import json
+import shutil
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from seq2seq import collapse, collapse_study
+from seq2seq.cli.main import main
+from seq2seq.data.generated import generate_pairs
+from seq2seq.losses import BoundaryAwareLoss, MaskedSparseCrossentropy, end_token_class_weights
+from seq2seq.tokens import END_ID, PAD_ID, START_ID
+
+REPO = Path(__file__).resolve().parents[1]
+GENERATED_MODEL = REPO / "tokenizers" / "generated.model"
+VOCAB = 8
+
+
+def tokenizer():
+    from seq2seq.tokenizer import SentencePieceTokenizer
+
+    return SentencePieceTokenizer.from_file(GENERATED_MODEL)
+
+
+def study_batches(pairs, pad_length=8):
+    from seq2seq.data.pipeline import make_translation_dataset
+
+    config = collapse_study.batching_config(collapse_study.StudyConfig(pad_length=pad_length, batch_size=len(pairs)))
+    return make_translation_dataset([p.source for p in pairs], [p.target for p in pairs], tokenizer(),
+                                    config, training=False)
+
+
+# --------------------------------------------------------------------------- END padding
+
+
+def test_end_pad_is_the_users_padding():
+    target_in = np.array([[START_ID, 12, 7, PAD_ID, PAD_ID], [START_ID, 5, 6, 9, PAD_ID]])
+    target_out = np.array([[12, 7, END_ID, PAD_ID, PAD_ID], [5, 6, 9, END_ID, PAD_ID]])
+    assert collapse.end_pad(target_in).numpy().tolist() == [[START_ID, 12, 7, END_ID, END_ID],
+                                                            [START_ID, 5, 6, 9, END_ID]]
+    assert collapse.end_pad(target_out).numpy().tolist() == [[12, 7, END_ID, END_ID, END_ID],
+                                                             [5, 6, 9, END_ID, END_ID]]
+
+
+def test_end_padded_dataset_replaces_only_the_target_padding():
+    pairs = generate_pairs("dedup", 6, seed=0)
+    zero_padded = list(study_batches(pairs).as_numpy_iterator())
+    end_padded = list(collapse.end_padded_dataset(study_batches(pairs)).as_numpy_iterator())
+    assert len(zero_padded) == len(end_padded) == 1
+    ((source, target_in), target_out), ((source_e, target_in_e), target_out_e) = zero_padded[0], end_padded[0]
+    assert target_out.shape == (6, 8)  # one padded length for every row
+    np.testing.assert_array_equal(source_e, source)  # the source keeps its 0 padding
+    np.testing.assert_array_equal(target_in_e, np.where(target_in == PAD_ID, END_ID, target_in))
+    np.testing.assert_array_equal(target_out_e, np.where(target_out == PAD_ID, END_ID, target_out))
+    # Row by row: [START, pieces..., END, END, ...] in, [pieces..., END, END, ...] out.
+    pieces = tokenizer().tokenize([p.target for p in pairs]).to_list()
+    for row, ids in enumerate(pieces):
+        assert target_in_e[row].tolist() == [START_ID, *ids] + [END_ID] * (8 - 1 - len(ids))
+        assert target_out_e[row].tolist() == [*ids] + [END_ID] * (8 - len(ids))
+
+
+# --------------------------------------------------------------------------- losses
+
+
+def setup(name):
+    return {s.name: s for s in collapse.SETUPS + collapse.EXTRA_SETUPS}[name]
+
+
+def log_softmax(logits):
+    shifted = logits - logits.max(-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+
+
+def test_naive_loss_counts_the_end_padding_and_the_masked_loss_does_not():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(2, 5, VOCAB)).astype("float32")
+    zero_padded = np.array([[4, 5, END_ID, 0, 0], [6, END_ID, 0, 0, 0]])
+    end_padded = collapse.end_pad(zero_padded).numpy()
+    nll = -np.take_along_axis(log_softmax(logits), end_padded[..., None], axis=-1)[..., 0]
+    naive = collapse.make_loss(setup("naive"), end_padded, VOCAB)
+    masked = collapse.make_loss(setup("masked"), zero_padded, VOCAB)
+    assert float(naive(end_padded, logits)) == pytest.approx(nll.mean(), rel=1e-5)  # all 10 positions
+    real = zero_padded != 0
+    assert float(masked(zero_padded, logits)) == pytest.approx(nll[real].mean(), rel=1e-5)  # 5 tokens
+    # Changing the logits where the targets are padding moves only the naive loss.
+    changed = logits.copy()
+    changed[~real] += 3.0 * rng.normal(size=changed[~real].shape).astype("float32")
+    assert float(naive(end_padded, changed)) != pytest.approx(float(naive(end_padded, logits)))
+    assert float(masked(zero_padded, changed)) == pytest.approx(float(masked(zero_padded, logits)))
+
+
+def test_always_end_beats_a_uniform_guess_only_under_the_naive_loss():
+    """The cheap way to lower the naive loss: put most of the probability on END everywhere."""
+    zero_padded = np.array([[4, 5, 6, END_ID] + [0] * 12])  # 4 real tokens, 12 padding
+    end_padded = collapse.end_pad(zero_padded).numpy()
+    uniform = np.zeros((1, 16, VOCAB), "float32")
+    always_end = np.zeros((1, 16, VOCAB), "float32")
+    always_end[..., END_ID] = 4.0
+    naive = collapse.make_loss(setup("naive"), end_padded, VOCAB)
+    masked = collapse.make_loss(setup("masked"), zero_padded, VOCAB)
+    assert float(naive(end_padded, always_end)) < float(naive(end_padded, uniform))
+    assert float(masked(zero_padded, always_end)) > float(masked(zero_padded, uniform))
+
+
+def test_end_weighted_is_the_plain_loss_with_the_users_end_weight():
+    zero_padded = np.array([[4, 5, END_ID, 0, 0, 0], [6, 4, 4, 5, END_ID, 0]])
+    end_padded = collapse.end_pad(zero_padded).numpy()
+    loss = collapse.make_loss(setup("end_weighted"), end_padded, VOCAB)
+    counts = np.bincount(end_padded.ravel(), minlength=VOCAB)  # END: 6 (2 real + 4 padding)
+    others = counts[(np.arange(VOCAB) != END_ID) & (counts > 0)]
+    assert loss.class_weights[END_ID] == pytest.approx(others.mean() / counts[END_ID])
+    assert loss.class_weights[END_ID] == pytest.approx(end_token_class_weights(end_padded, VOCAB)[END_ID])
+    # With END-padded targets nothing is masked: weights of 1 give the plain Keras mean.
+    logits = np.random.default_rng(1).normal(size=(2, 6, VOCAB)).astype("float32")
+    unweighted = MaskedSparseCrossentropy(class_weights=np.ones(VOCAB))
+    plain = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    assert float(unweighted(end_padded, logits)) == pytest.approx(float(plain(end_padded, logits)), rel=1e-5)
+
+
+def test_the_fixes_losses():
+    targets = np.array([[4, END_ID, END_ID]])
+    assert isinstance(collapse.make_loss(setup("boundary"), targets, VOCAB), BoundaryAwareLoss)
+    masked_weighted = collapse.make_loss(setup("masked_end_weighted"), np.array([[4, 5, END_ID, 0]]), VOCAB)
+    assert masked_weighted.class_weights[END_ID] == pytest.approx(1.0)  # 4, 5 and END once each
+    assert [s.name for s in collapse.SETUPS] == ["naive", "masked", "end_weighted", "boundary"]
+    assert [s.end_padded for s in collapse.SETUPS] == [True, False, True, True]
+
+
+def test_study_config_refuses_bad_values():
+    with pytest.raises(ValueError, match="corpus='wmt'"):
+        collapse_study.StudyConfig(corpus="wmt")
+    with pytest.raises(ValueError, match="pad_length=1"):
+        collapse_study.StudyConfig(pad_length=1)
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+def test_tiny_study_writes_reports_and_end_dominates_only_the_naive_targets(tmp_path):
+    config = collapse_study.StudyConfig(tokenizer_model=str(GENERATED_MODEL), train_pairs=64, test_pairs=8,
+                                  pad_length=12, batch_size=32, embed_dim=8, units=8, epochs=1,
+                                  probe_size=4)
+    results = collapse_study.run_study(config, tmp_path, setups=("naive", "masked"), log=lambda _: None)
+    naive, masked = results
+    assert naive["target_end_share"] > 0.5 > masked["target_end_share"]
+    assert naive["verdict_with_targets"] != "healthy"  # END-padded, unmasked targets
+    assert len(naive["epoch_verdicts"]) == 1
+    report = json.loads((tmp_path / "results.json").read_text())
+    assert [r["setup"] for r in report["results"]] == ["naive", "masked"]
+    for name in ("naive", "masked"):
+        diagnosis = json.loads((tmp_path / name / "diagnosis.json").read_text())
+        assert diagnosis["kind"] == "ids" and diagnosis["num_outputs"] == 8
+        assert (tmp_path / name / "end_by_position.png").exists()
+    assert "naive" in collapse_study.results_table(results)
+
+
+# --------------------------------------------------------------------------- diagnose --model
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    """A run directory with an untrained tiny Translator, laid out as `load_run` reads it."""
+    from seq2seq import config_io
+    from seq2seq.data.batching import BatchingConfig
+    from seq2seq.models.translator import Translator
+    from seq2seq.run_config import DecodeConfig, ModelConfig, RunConfig
+
+    directory = tmp_path / "run"
+    directory.mkdir()
+    config = RunConfig(model=ModelConfig(embed_dim=8, units=8),
+                       batching=BatchingConfig(max_source_len=16, max_target_len=16),
+                       decode=DecodeConfig(beam_size=2, max_length=12, batch_size=4))
+    (directory / "config.toml").write_text(config_io.to_toml(config))
+    shutil.copyfile(GENERATED_MODEL, directory / "tokenizer.model")
+    translator = Translator(tokenizer().vocab_size, embed_dim=8, units=8)
+    translator((np.array([[5, 6, END_ID]]), np.array([[START_ID, 7, 8]])))  # creates the weights
+    translator.save(directory / "model.keras")
+    return directory
+
+
+def test_diagnose_model_decodes_the_data_and_diagnoses_token_ids(run_dir, tmp_path, capsys):
+    pairs = generate_pairs("reverse", 6, seed=0)
+    data = tmp_path / "test.tsv"
+    data.write_text("".join(f"{p.source}\t{p.target}\n" for p in pairs))
+    out = tmp_path / "report.json"
+    argv = ["diagnose", "--model", str(run_dir), "--data", str(data), "--beam", "1", "--json", str(out)]
+    assert main(argv) == 0
+    assert capsys.readouterr().out.startswith("End-token collapse diagnosis: ")
+    report = json.loads(out.read_text())
+    assert report["kind"] == "ids" and report["num_outputs"] == 6
+    # Every generated word is one piece: the references' ids are the words plus END.
+    words = [len(p.target.split()) for p in pairs]
+    assert report["reference_mean_length"] == pytest.approx(np.mean(words))
+    assert report["reference_end_share_by_position"][max(words)] == 1.0
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--model", "RUN"], "--model DIR and --data FILE go together"),
+    (["--model", "RUN", "--data", "x.tsv", "--predictions", "p.txt"], "not both"),
+    (["--model", "RUN", "--data", "x.tsv", "--beam", "0"], "--beam must be 1"),
+])
+def test_diagnose_model_user_errors(run_dir, capsys, argv, message):
+    argv = [str(run_dir) if arg == "RUN" else arg for arg in argv]
+    assert main(["diagnose", *argv]) == 2
+    assert message in capsys.readouterr().err

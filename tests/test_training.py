@@ -1,0 +1,117 @@
+"""The training driver: checkpoints and resume, early stopping, NaN, logs, progress."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import keras
+import tensorflow as tf
+
+from seq2seq.errors import UserError
+from seq2seq.models.classifier import Classifier
+from seq2seq.training import TrainConfig, TrainingDivergedError, train
+
+STEPS = 4  # batches per epoch
+
+
+def dataset(seed=0, flip=False, n=32, sample_weight=None):
+    rng = np.random.default_rng(seed)
+    tokens = rng.integers(4, 20, (n, 6)).astype(np.int32)
+    labels = (tokens[:, 0] >= 12).astype(np.int32)
+    if flip:
+        labels = 1 - labels
+    parts = (tokens, labels) if sample_weight is None else (tokens, labels, sample_weight)
+    return tf.data.Dataset.from_tensor_slices(parts).batch(n // STEPS)
+
+
+def classifier():
+    keras.utils.set_random_seed(0)
+    return Classifier(vocab_size=20, num_classes=2, embed_dim=4, units=4, bidirectional=False)
+
+
+LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def run(out_dir, model=None, **overrides):
+    overrides = {"progress": False, "learning_rate": 0.05, **overrides}
+    model = model or classifier()
+    return model, train(model, dataset(), overrides.pop("valid", None), loss=LOSS, out_dir=str(out_dir), **overrides)
+
+
+def test_resume_continues_the_epoch_count_and_the_optimizer(tmp_path):
+    first, summary = run(tmp_path, epochs=2)
+    assert summary["epochs"] == 2 and len(summary["history"]["loss"]) == 2
+    saved = [w.copy() for w in first.get_weights()]
+
+    second, summary = run(tmp_path, epochs=2)  # nothing left to do: weights come back as saved
+    assert int(second.optimizer.iterations.numpy()) == 2 * STEPS
+    for a, b in zip(saved, second.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+    third, summary = run(tmp_path, epochs=3)
+    assert summary["epochs"] == 3
+    assert len(summary["history"]["loss"]) == 3  # the history spans both runs
+    assert int(third.optimizer.iterations.numpy()) == 3 * STEPS
+
+
+def test_interrupted_epoch_is_redone_from_the_last_checkpoint(tmp_path):
+    class Interrupt(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if self.model.optimizer.iterations.numpy() == STEPS + 2:  # inside epoch 2
+                raise KeyboardInterrupt
+
+    model = classifier()
+    real_fit = model.fit
+    model.fit = lambda *a, callbacks=(), **k: real_fit(*a, callbacks=[*callbacks, Interrupt()], **k)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path, model=model, epochs=3)
+    _, summary = run(tmp_path, epochs=3)
+    assert summary["epochs"] == 3
+    assert len(summary["history"]["loss"]) == 3
+
+
+def test_early_stopping_restores_the_best_weights(tmp_path):
+    # Validating on flipped labels: the validation loss rises as training learns.
+    model, summary = run(tmp_path, epochs=8, patience=2, valid=dataset(flip=True))
+    assert summary["stopped_early"]
+    assert summary["best_epoch"] == 1
+    assert summary["epochs"] == 3
+    val = model.evaluate(dataset(flip=True), verbose=0, return_dict=True)
+    assert val["loss"] == pytest.approx(summary["best_val_loss"], rel=1e-5)
+
+
+def test_nan_loss_stops_with_a_message_naming_the_step(tmp_path):
+    weights = np.ones(32, np.float32)
+    weights[2 * 8] = np.nan  # first example of the third batch
+    model = classifier()
+    with pytest.raises(TrainingDivergedError, match=r"optimizer step 3 \(epoch 1, batch 3\)") as error:
+        train(model, dataset(sample_weight=weights), loss=LOSS, out_dir=str(tmp_path), epochs=2, progress=False)
+    assert isinstance(error.value, UserError)  # the CLI prints it as one line
+    assert "Lower the learning rate" in str(error.value)
+    assert not os.path.exists(tmp_path / "checkpoints" / "checkpoint")  # no poisoned checkpoint
+
+
+def test_logs_history_and_progress_bar(tmp_path, capsys):
+    _, summary = run(tmp_path, epochs=2, progress=True, valid=dataset(seed=1))
+    err = capsys.readouterr().err
+    assert "epoch 2/2" in err and "task_loss=" in err and "tok/s=" in err and "val_loss=" in err
+    with open(tmp_path / "history.json") as f:
+        assert json.load(f) == summary["history"]
+    assert set(summary["final"]) >= {"loss", "task_loss", "saliency_penalty", "accuracy", "val_loss"}
+    tags = {}
+    for split in ("train", "validation"):
+        for name in os.listdir(tmp_path / "logs" / split):
+            for event in tf.compat.v1.train.summary_iterator(str(tmp_path / "logs" / split / name)):
+                for value in event.summary.value:
+                    tags.setdefault(split, set()).add((value.tag, event.step))
+    assert ("epoch_loss", 2) in tags["train"] and ("epoch_saliency_penalty", 1) in tags["train"]
+    assert ("epoch_loss", 2) in tags["validation"]
+
+
+@pytest.mark.parametrize("field, value", [("epochs", 0), ("learning_rate", 0.0), ("clipnorm", -1.0),
+                                          ("patience", 0), ("out_dir", "")])
+def test_bad_config_names_the_field_and_value(field, value):
+    arguments = {"out_dir": "runs/x", field: value}
+    with pytest.raises(ValueError, match=f"{field}={value!r}"):
+        TrainConfig(**arguments)

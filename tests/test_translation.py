@@ -1,0 +1,102 @@
+"""Translator runs end to end through the CLI: train, resume, translate, evaluate, export."""
+
+import json
+
+import pytest
+
+from seq2seq import config_io
+from seq2seq.cli.main import main
+from seq2seq.data.generated import generate_pairs
+from seq2seq.run_config import RunConfig
+
+TINY = """
+[data]
+corpus = "generated"
+task = "copy"
+generated_pairs = 600
+
+[tokenizer]
+vocab_size = 40
+
+[model]
+embed_dim = 16
+units = 16
+
+[train]
+epochs = 1
+
+[decode]
+beam_size = 2
+max_length = 16
+"""
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("run")
+    config = root / "tiny.toml"
+    config.write_text(TINY)
+    assert main(["train", "--config", str(config), "--out", str(root / "run"), "--no-progress"]) == 0
+    return root / "run"
+
+
+def test_a_run_directory_holds_everything_needed(run_dir):
+    for name in ("config.toml", "tokenizer.model", "model.keras", "metrics.json"):
+        assert (run_dir / name).is_file(), name
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert set(metrics["test"]) == {"bleu", "chrf", "exact_match", "sentences"}
+    assert metrics["test"]["sentences"] > 0
+    assert metrics["training"]["epochs"] == 1
+
+
+def test_the_resolved_config_is_written_and_reloads(run_dir):
+    config = config_io.build(RunConfig, config_io.load_toml(run_dir / "config.toml"))
+    assert config.data.corpus == "generated" and config.model.units == 16
+
+
+def test_training_again_resumes_instead_of_restarting(run_dir, capsys):
+    history = json.loads((run_dir / "history.json").read_text())
+    assert main(["train", "--config", str(run_dir.parent / "tiny.toml"), "--out", str(run_dir),
+                 "--no-progress", "--set", "train.epochs=1"]) == 0
+    assert json.loads((run_dir / "history.json").read_text()) == history  # nothing left to train
+
+
+def test_a_different_config_in_the_same_directory_is_refused(run_dir, capsys):
+    code = main(["train", "--config", str(run_dir.parent / "tiny.toml"), "--out", str(run_dir),
+                 "--set", "model.units=8"])
+    assert code == 2
+    assert "different configuration" in capsys.readouterr().err
+
+
+def test_translate_reads_stdin_and_writes_one_line_per_input(run_dir, capsys, monkeypatch):
+    import io
+
+    sources = [pair.source for pair in generate_pairs("copy", 3, seed=5)]
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n".join(sources) + "\n"))
+    assert main(["translate", "--model", str(run_dir), "--beam", "1"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 3
+
+
+def test_evaluate_prints_the_metrics_as_json(run_dir, tmp_path, capsys):
+    data = tmp_path / "test.tsv"
+    data.write_text("".join(f"{p.source}\t{p.target}\n" for p in generate_pairs("copy", 4, seed=9)))
+    assert main(["evaluate", "--model", str(run_dir), "--data", str(data)]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["sentences"] == 4 and 0.0 <= result["exact_match"] <= 1.0
+
+
+def test_export_refuses_an_existing_directory(run_dir, tmp_path, capsys):
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "file").write_text("x")
+    assert main(["export", "--model", str(run_dir), "--out", str(tmp_path / "taken")]) == 2
+    assert "error:" in capsys.readouterr().err
+
+
+def test_a_missing_model_directory_is_a_clear_error(tmp_path, capsys):
+    assert main(["translate", "--model", str(tmp_path / "nope")]) == 2
+    assert "is not a trained run directory" in capsys.readouterr().err
+
+
+def test_an_unknown_config_key_is_a_clear_error(tmp_path, capsys):
+    assert main(["train", "--out", str(tmp_path / "x"), "--set", "model.unitz=3"]) == 2
+    assert "unknown config key model.unitz" in capsys.readouterr().err
