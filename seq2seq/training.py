@@ -242,11 +242,17 @@ def _count_batches(dataset) -> int:
 def _check_free_space(model, out_dir):
     """Refuses to start when `out_dir` cannot hold the checkpoints (3 at a time, plus the best weights)."""
     variables = model.variables + model.optimizer.variables
-    size = sum(math.prod(v.shape) * tf.as_dtype(v.dtype).size for v in variables)
+    size = sum(math.prod(v.shape) * _item_bytes(v.dtype) for v in variables)
     needed, free = 4 * size, shutil.disk_usage(out_dir).free
     if free < needed:
         raise UserError(f"not enough space in {out_dir!r} for the checkpoints: {free:,} bytes free, "
                         f"{needed:,} needed; free some space or pass another output directory")
+
+
+def _item_bytes(dtype) -> int:
+    """Bytes per element of a variable; 0 for dtypes without a fixed size (strings)."""
+    dtype = tf.as_dtype(dtype)
+    return 0 if dtype == tf.string or dtype == tf.resource or dtype == tf.variant else dtype.size
 
 
 @contextlib.contextmanager

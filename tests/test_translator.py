@@ -193,3 +193,52 @@ def test_decoder_features_project_to_the_logits(rng):
     outputs = model.forward((source, target), embedded)
     np.testing.assert_array_equal(model.project(features), outputs["logits"])
     np.testing.assert_array_equal(attention, outputs["attention"])
+
+
+def compiled_pair(project_real_only_values=(True, False)):
+    """Translators with identical weights, one per `project_real_only` value, compiled alike."""
+    from seq2seq.losses import MaskedSparseCrossentropy
+
+    models = []
+    for value in project_real_only_values:
+        keras.utils.set_random_seed(0)
+        model = Translator(**SMALL, project_real_only=value)
+        model.compile(optimizer=keras.optimizers.Adam(0.01), loss=MaskedSparseCrossentropy())
+        models.append(model)
+    models[1].set_weights(models[0].get_weights())
+    return models
+
+
+def target_out_of(target):
+    """target_out for `batch`'s target_in: shifted left, same padding."""
+    out = np.zeros_like(target)
+    out[:, :-1] = target[:, 1:]
+    out[target == PAD_ID] = PAD_ID
+    out[(target != PAD_ID) & (out == PAD_ID)] = END_ID
+    return out
+
+
+def test_real_positions_step_matches_the_padded_step(rng):
+    """Projecting only real positions gives the padded step's loss, metrics and updates."""
+    gathered, padded = compiled_pair()
+    source, target = batch(rng)
+    target_out = target_out_of(target)
+    for model in (gathered, padded):
+        model.train_on_batch((source, target), target_out)
+    metrics = [model.test_on_batch((source, target), target_out, return_dict=True) for model in (gathered, padded)]
+    for key in ("loss", "accuracy", "tokens"):
+        np.testing.assert_allclose(metrics[0][key], metrics[1][key], rtol=1e-5)
+    assert metrics[0]["tokens"] == np.count_nonzero(target_out)
+    for a, b in zip(gathered.get_weights(), padded.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_real_positions_step_falls_back_for_sample_weights_and_saliency(rng):
+    model = Translator(**SMALL, saliency_weight=1.0)
+    source, target = batch(rng)
+    annotation = (source != PAD_ID).astype("float32")
+    assert model.project_real_only
+    assert not model._projects_real_only((source, target, annotation), None)
+    assert model._projects_real_only((source, target), None)
+    assert not model._projects_real_only((source, target), np.ones(3, "float32"))
+    assert not Translator(**SMALL, project_real_only=False)._projects_real_only((source, target), None)

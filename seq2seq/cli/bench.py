@@ -15,10 +15,7 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("bench", help="run a benchmark; prints one JSON object")
     names = parser.add_subparsers(dest="benchmark", metavar="NAME", required=True)
     for name, help_text in BENCHMARKS.items():
-        try:
-            module = importlib.import_module(f"seq2seq.bench.{name}")
-        except ModuleNotFoundError:
-            continue  # not written yet
+        module = importlib.import_module(f"seq2seq.bench.{name}")
         sub = names.add_parser(name, help=help_text)
         module.add_arguments(sub)
         sub.set_defaults(handler=lambda args, module=module: _run(module, args))

@@ -15,6 +15,7 @@ Decoding uses the same weights one step at a time through `encode` and
 """
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 from seq2seq.layers.attention import SourceAttention
@@ -46,6 +47,13 @@ class Translator(SaliencyModel):
             output projection.
         use_cudnn: for every LSTM; None = False when `saliency_weight > 0`
             (cuDNN has no second derivative), else `"auto"`.
+        project_real_only: in `train_step`/`test_step`, run the output
+            projection and the loss only at real target positions (gathered,
+            `[1, real_tokens, vocab]`) instead of over the padded
+            `[batch, tgt_time, vocab]`. The projection is most of a step's
+            cost, and a per-token loss (every loss in `seq2seq.losses`) gives
+            the same value. Set False for a loss that needs the padded
+            layout. The saliency penalty and `sample_weight` use the padded path.
         **kwargs: `saliency_weight`, `saliency_target`, `saliency_reduction`
             (see `SaliencyModel`) and Keras Model arguments (`name`, ...).
 
@@ -72,6 +80,7 @@ class Translator(SaliencyModel):
         attention="luong",
         dropout=0.0,
         use_cudnn=None,
+        project_real_only=True,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -92,6 +101,7 @@ class Translator(SaliencyModel):
         self.attention_score = attention
         self.dropout = float(dropout)
         self.use_cudnn = resolve_use_cudnn(use_cudnn, self.needs_second_derivative)
+        self.project_real_only = bool(project_real_only)
 
         self.source_embedding = keras.layers.Embedding(
             vocab_size, embed_dim, mask_zero=True, name="source_embedding")
@@ -142,6 +152,7 @@ class Translator(SaliencyModel):
             attention=self.attention_score,
             dropout=self.dropout,
             use_cudnn=self.use_cudnn,
+            project_real_only=self.project_real_only,
         )
         return config
 
@@ -182,6 +193,53 @@ class Translator(SaliencyModel):
                                      training=training)
         context, attention = self.attention(decoder_out, memory, memory_mask=source_mask)
         return self._combine(decoder_out, context, training), attention
+
+    # --- the train step at real positions only ------------------------------------
+
+    def train_step(self, data):
+        """`SaliencyModel.train_step`, projecting only real target positions when it can."""
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        if not self._projects_real_only(x, sample_weight):
+            return super().train_step(data)
+        self._build_on(x)
+        inputs, _ = self.split_inputs(x)
+        with tf.GradientTape() as tape:
+            outputs, real_y = self._real_positions_forward(inputs, y, training=True)
+            loss = self._compute_loss(x=inputs, y=real_y, y_pred=outputs, training=True)
+            scaled_loss = self.optimizer.scale_loss(loss)
+        variables = self.trainable_variables
+        self.optimizer.apply(tape.gradient(scaled_loss, variables), variables)
+        return self._update_metrics(x, inputs, real_y, outputs, None, loss, loss, None)
+
+    def test_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        if not self._projects_real_only(x, sample_weight):
+            return super().test_step(data)
+        self._build_on(x)
+        inputs, _ = self.split_inputs(x)
+        outputs, real_y = self._real_positions_forward(inputs, y, training=False)
+        loss = self._compute_loss(x=inputs, y=real_y, y_pred=outputs, training=False)
+        return self._update_metrics(x, inputs, real_y, outputs, None, loss, loss, None)
+
+    def _projects_real_only(self, x, sample_weight):
+        """The gathered step applies: asked for, no sample weights, no saliency penalty to compute."""
+        has_annotation = self.split_inputs(x)[1] is not None
+        return (self.project_real_only and sample_weight is None
+                and not (self.saliency_weight > 0 and has_annotation))
+
+    def _real_positions_forward(self, inputs, y, training):
+        """Logits at the real positions of `y` only.
+
+        Returns `({"logits": [1, real_tokens, vocab], "attention": [batch,
+        tgt_time, src_time]}, real_y [1, real_tokens])`: the real tokens of the
+        batch as one sequence, so that any per-token loss and metric reads them
+        as a batch of one with no padding.
+        """
+        features, attention = self.decoder_features(inputs, self.embed_source(inputs, training=training),
+                                                    training=training)
+        real = tf.not_equal(y, tf.cast(PAD_ID, y.dtype))  # [batch, tgt_time]
+        logits = self.project(tf.boolean_mask(features, real))  # [real_tokens, vocab]
+        return {"logits": logits[None], "attention": attention}, tf.boolean_mask(y, real)[None]
 
     # --- incremental decoding ----------------------------------------------------
 
