@@ -12,9 +12,17 @@ with the same sizes, seed and budget:
 
 Each is scored on a test set whose decoy is drawn at random (agreement 0.5: a
 model reading it is at chance on the texts where it lies) and on a clean test
-set without decoy words. With `label_noise` a fraction of training texts have
+set without decoy words, and by its decoy flip rate: the fraction of
+random-decoy texts whose prediction changes when only the decoy is swapped
+(the shortcut measured directly). With `label_noise` a fraction of training texts have
 their label (and decoy, which stays tied to it) flipped away from the keyword,
 so the decoy becomes the *better* predictor, as in Ross et al.'s setup.
+
+The clean test set is out of distribution for the two models trained with a
+decoy (every training text starts with one): removing the first word shifts
+both towards one class, whether or not they read the decoy. The random-decoy
+accuracy (the decoy present but uninformative) and the flip rate are the
+measures of the shortcut; the clean column measures that shift.
 """
 
 import random
@@ -108,6 +116,7 @@ def run_experiment(config: DecoyConfig, out_dir, *, progress: bool = False, log=
             "random_decoy_accuracy": evaluate_examples(run, splits["test_random_decoy"])["accuracy"],
             "clean_accuracy": evaluate_examples(run, splits["test_clean"])["accuracy"],
             "decoy_attention": _mean_first_word_attention(run, splits["test_random_decoy"]) if setup != "without_decoy" else None,
+            "decoy_flip_rate": _decoy_flip_rate(run, splits["test_random_decoy"]) if setup != "without_decoy" else None,
             "epochs": metrics["training"]["epochs"],
             "training_seconds": metrics["training_seconds"],
         })
@@ -121,14 +130,30 @@ def _mean_first_word_attention(run, examples: list[LabeledText]) -> float:
     return round(float(sum(a[0] for a in attention) / len(attention)), 4)
 
 
+def _decoy_flip_rate(run, examples: list[LabeledText]) -> float:
+    """Fraction of texts whose predicted label changes when only the decoy is swapped (alfa <-> omeg).
+
+    The direct measure of the shortcut: 0 = the decoy's identity never decides, 1 = it always does.
+    """
+    from seq2seq.classification import classify_texts
+
+    swap = {DECOY_WORDS[label]: DECOY_WORDS[LABELS[1 - i]] for i, label in enumerate(LABELS)}
+    texts = [e.text for e in examples]
+    swapped = [" ".join([swap[t.split()[0]]] + t.split()[1:]) for t in texts]
+    before, after = classify_texts(run, texts)["labels"], classify_texts(run, swapped)["labels"]
+    return round(float((before != after).mean()), 4)
+
+
 def format_table(rows: list[dict]) -> str:
     """The results as a Markdown table."""
-    lines = ["| setup | saliency weight | random-decoy test acc. | clean test acc. | attention on decoy | valid acc. |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| setup | saliency weight | random-decoy test acc. | clean test acc. | decoy flip rate | "
+             "attention on decoy | valid acc. |",
+             "|---|---|---|---|---|---|---|"]
     for row in rows:
         decoy = "-" if row["decoy_attention"] is None else f"{row['decoy_attention']:.3f}"
+        flips = "-" if row.get("decoy_flip_rate") is None else f"{row['decoy_flip_rate']:.3f}"
         lines.append(f"| {row['setup']} | {row['saliency_weight']:g} | {row['random_decoy_accuracy']:.3f} | "
-                     f"{row['clean_accuracy']:.3f} | {decoy} | {row['valid_accuracy']:.3f} |")
+                     f"{row['clean_accuracy']:.3f} | {flips} | {decoy} | {row['valid_accuracy']:.3f} |")
     return "\n".join(lines)
 
 

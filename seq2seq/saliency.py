@@ -73,9 +73,14 @@ Plain training: 0.542; trained without a decoy: 0.889.
 At the Classifier's default size (BiLSTM, embed 64, 64 units) with Adam 1e-3,
 20 epochs (plain 0.542, without a decoy 0.949) the window of `"none"` moves
 (300 evaded, 1000 reached 0.87, 3000 and 10000 stopped learning: 0.49), while `"share"` with `squared_l2` and `log_max_prob` gave
-0.965-0.988 for lambda 100, 300 and 1000. Hence the defaults: `squared_l2`,
-`log_max_prob`, `share`, and `RECOMMENDED_SALIENCY_WEIGHT` = 300 (the middle
-of the working range 100-1000, on a log scale).
+0.965-0.988 for lambda 100, 300 and 1000 (15-20 epochs). Hence the defaults:
+`squared_l2`, `log_max_prob`, `share`. The weight: on the classifier CLI's own
+decoy recipe (`seq2seq.decoy`; every training text starts with a decoy, 20%
+label noise, BiLSTM 64, Adam 1e-3, 20 epochs) lambda 300 removed the shortcut
+after 10 epochs but was evaded by epoch 20 (random-decoy 0.48), while 1000 held
+(random-decoy 0.975 and 0.982, seeds 0 and 1; a model trained without the
+decoy: 0.994 and 1.000). `RECOMMENDED_SALIENCY_WEIGHT` is therefore 1000, the
+top of the range that worked in both experiments.
 """
 
 import tensorflow as tf
@@ -88,7 +93,7 @@ SALIENCY_NORMALIZATIONS = ("share", "none")
 
 # lambda for classifiers trained with annotations when the user gives none
 # (with the default target, reduction and normalization; see the table above).
-RECOMMENDED_SALIENCY_WEIGHT = 300.0
+RECOMMENDED_SALIENCY_WEIGHT = 1000.0
 
 
 def saliency_target(logits, kind, y_true=None):

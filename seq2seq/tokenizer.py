@@ -14,6 +14,7 @@ TensorFlow graphs (tf.data maps, tf.functions, exported SavedModels).
 import os
 import random
 import re
+import shutil
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -137,6 +138,37 @@ def train_sentencepiece_from_sentences(
     except (RuntimeError, ValueError) as error:
         raise UserError(_explain_trainer_error(str(error), vocab_size, len(sentences))) from None
     return prefix.with_name(prefix.name + ".model")
+
+
+def prepare_run_tokenizer(run_dir, settings, sentences, **trainer_options) -> Path:
+    """The SentencePiece model of a run directory: `run_dir/tokenizer.model`.
+
+    Kept if it exists (a resumed run keeps the vocabulary its checkpoints were
+    trained with); else copied from `settings.model` when that names a file; else
+    trained on `sentences` with `settings.vocab_size`, `settings.model_type` and
+    `settings.character_coverage`.
+
+    Args:
+        run_dir: the run directory.
+        settings: a config section with `model`, `vocab_size`, `model_type`,
+            `character_coverage` (the `[tokenizer]` table of a run config).
+        sentences: the training text, a list of str (only read when training).
+        **trainer_options: passed on to `train_sentencepiece_from_sentences`.
+    """
+    destination = Path(run_dir) / "tokenizer.model"
+    if destination.exists():
+        return destination
+    if settings.model:
+        source = Path(settings.model)
+        if not source.is_file():
+            raise UserError(f"tokenizer.model {str(source)!r} does not exist; give a .model file or \"\"")
+        shutil.copyfile(source, destination)
+        return destination
+    return Path(train_sentencepiece_from_sentences(
+        sentences, run_dir, name="tokenizer", vocab_size=settings.vocab_size,
+        model_type=settings.model_type, character_coverage=settings.character_coverage,
+        **trainer_options,
+    ))
 
 
 def _check_training_options(vocab_size, model_type, character_coverage):

@@ -76,25 +76,11 @@ def load_splits(config: RunConfig, log=print) -> Split:
 
 
 def prepare_tokenizer(config: RunConfig, train_pairs: list[Pair], run_dir: Path) -> Path:
-    """Copies the configured SentencePiece model into the run, or trains one on the training split."""
-    from seq2seq.tokenizer import train_sentencepiece_from_sentences
+    """The run's SentencePiece model: kept, copied from `[tokenizer] model`, or trained on both sides."""
+    from seq2seq.tokenizer import prepare_run_tokenizer
 
-    destination = run_dir / TOKENIZER_FILE
-    if destination.exists():
-        return destination  # resuming: keep the vocabulary the checkpoints were trained with
-    if config.tokenizer.model:
-        source = Path(config.tokenizer.model)
-        if not source.is_file():
-            raise UserError(f"tokenizer.model {str(source)!r} does not exist; give a .model file or \"\"")
-        shutil.copyfile(source, destination)
-        return destination
     sentences = [pair.source for pair in train_pairs] + [pair.target for pair in train_pairs]
-    written = train_sentencepiece_from_sentences(
-        sentences, run_dir, name="tokenizer", vocab_size=config.tokenizer.vocab_size,
-        model_type=config.tokenizer.model_type,
-        character_coverage=config.tokenizer.character_coverage,
-    )
-    return Path(written)
+    return prepare_run_tokenizer(run_dir, config.tokenizer, sentences)
 
 
 # ----------------------------------------------------------------------------- training

@@ -87,3 +87,14 @@ def test_word_attention_sums_the_pieces_of_each_word(run):
         expected = np.bincount(words, weights=attention[row, :len(words)], minlength=len(texts[row].split()))
         np.testing.assert_allclose(result["word_attention"][row], expected, atol=1e-5)
         assert result["word_attention"][row].sum() + result["end_attention"][row] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_decoy_experiment_measures_the_cli_defaults():
+    """The recipe's regularized row is the documented default: same model, training and weight as the CLI."""
+    from seq2seq.decoy import DECOY_RUN, DecoyConfig
+
+    assert DECOY_RUN == ClassifierRunConfig() and DecoyConfig().run == ClassifierRunConfig()
+    assert DecoyConfig().saliency_weight == DEFAULT_SALIENCY_WEIGHT
+    defaults = ClassifierRunConfig()
+    assert (defaults.model.units, defaults.model.embed_dim, defaults.model.bidirectional) == (64, 64, True)
+    assert (defaults.train.learning_rate, defaults.train.epochs) == (1e-3, 20)  # the measured setting

@@ -2,8 +2,8 @@
 
 import json
 import sys
-from pathlib import Path
 
+from seq2seq.cli.io import log, read_lines
 from seq2seq.errors import UserError
 
 
@@ -57,7 +57,7 @@ def run_train(args) -> int:
     valid_examples = _read_labeled(args.valid, args.strict)
     weight = classification.resolve_saliency_weight(args.saliency_weight, train_examples)
     if args.saliency_weight is None and weight > 0:
-        _log(f"the training data has masks: saliency weight {weight:g} (the default; --saliency-weight to change)")
+        log(f"the training data has masks: saliency weight {weight:g} (the default; --saliency-weight to change)")
     config = classification.with_overrides(
         classification.ClassifierRunConfig(),
         tokenizer=_given(model=args.tokenizer, vocab_size=args.vocab_size),
@@ -68,9 +68,9 @@ def run_train(args) -> int:
         train=_given(epochs=args.epochs, learning_rate=args.learning_rate, patience=args.patience, seed=args.seed),
     )
     metrics = classification.train_run(config, train_examples, valid_examples, args.out,
-                                       progress=not args.no_progress, log=_log)
+                                       progress=not args.no_progress, log=log)
     print(json.dumps(metrics["valid"]))
-    _log(f"run written to {args.out} (predict with: seq2seq classifier predict --model {args.out})")
+    log(f"run written to {args.out} (predict with: seq2seq classifier predict --model {args.out})")
     return 0
 
 
@@ -87,7 +87,7 @@ def run_predict(args) -> int:
     from seq2seq.classification import load_run, predictions
 
     run = load_run(args.model)
-    lines = _read_lines(args.input) if args.input else sys.stdin.read().splitlines()
+    lines = read_lines(args.input) if args.input else sys.stdin.read().splitlines()
     texts = [line for line in lines if line.strip()]
     if not texts:
         raise UserError(f"no text to classify in {args.input or 'stdin'}: give one text per line")
@@ -107,19 +107,5 @@ def _read_labeled(path, strict: bool):
     if report.total_skipped:
         reasons = ", ".join(f"{reason}: {count} (first at {report.skipped_at[reason][0]})"
                             for reason, count in report.skipped.most_common())
-        _log(f"skipped {report.total_skipped} bad lines of {path}: {reasons}")
+        log(f"skipped {report.total_skipped} bad lines of {path}: {reasons}")
     return examples
-
-
-def _read_lines(path) -> list[str]:
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"input file not found: {path}")
-    try:
-        return path.read_text(encoding="utf-8-sig").splitlines()
-    except UnicodeDecodeError:
-        raise UserError(f"input file {path} is not UTF-8 text") from None
-
-
-def _log(message: str) -> None:
-    print(message, file=sys.stderr)

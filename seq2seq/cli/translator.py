@@ -5,7 +5,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from seq2seq.errors import UserError
+from seq2seq.cli.io import log, read_lines
 
 
 def register(subparsers) -> None:
@@ -66,20 +66,20 @@ def run_train(args) -> int:
         overrides.append(f"train.strategy={args.strategy}")
     table = config_io.load_toml(args.config) if args.config else {}
     config = config_io.build(RunConfig, table, config_io.parse_overrides(overrides))
-    prepare_run_dir(config, Path(args.out), log=_log)
+    prepare_run_dir(config, Path(args.out), log=log)
     if config.train.strategy == "multiworker":  # must exist before TensorFlow starts its devices
         from seq2seq.training import distribution_strategy
 
         distribution_strategy("multiworker")
     import_tensorflow_quietly()
     try:
-        metrics = train_run(config, args.out, progress=not args.no_progress, log=_log)
+        metrics = train_run(config, args.out, progress=not args.no_progress, log=log)
     except KeyboardInterrupt as interrupt:
-        _log(f"\n{interrupt or 'interrupted'}")
-        _log(f"resume with: {_train_command(args)}")
+        log(f"\n{interrupt or 'interrupted'}")
+        log(f"resume with: {_train_command(args)}")
         return 130
     print(json.dumps(metrics["test"]))
-    _log(f"run written to {args.out} (translate with: seq2seq translate --model {args.out})")
+    log(f"run written to {args.out} (translate with: seq2seq translate --model {args.out})")
     return 0
 
 
@@ -104,7 +104,7 @@ def run_translate(args) -> int:
     from seq2seq.translation import load_run, translate_texts
 
     run = load_run(args.model)
-    lines = _read_lines(args.input) if args.input else sys.stdin.read().splitlines()
+    lines = read_lines(args.input) if args.input else sys.stdin.read().splitlines()
     outputs = translate_texts(run, lines, beam_size=args.beam, max_length=args.max_length,
                               batch_size=args.batch_size)
     sys.stdout.write("".join(line + "\n" for line in outputs))
@@ -118,7 +118,7 @@ def run_evaluate(args) -> int:
     run = load_run(args.model)
     pairs, report = read_parallel_tsv(args.data)
     if report.total_skipped:
-        _log(f"skipped {report.total_skipped} bad lines of {args.data}")
+        log(f"skipped {report.total_skipped} bad lines of {args.data}")
     print(json.dumps(evaluate_pairs(run, pairs, beam_size=args.beam, progress=True)))
     return 0
 
@@ -134,19 +134,5 @@ def run_export(args) -> int:
         beam_size=args.beam or decode.beam_size, max_length=args.max_length or decode.max_length,
         length_penalty=decode.length_penalty,
     )
-    _log(f"exported to {path}")
+    log(f"exported to {path}")
     return 0
-
-
-def _read_lines(path) -> list[str]:
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"input file not found: {path}")
-    try:
-        return path.read_text(encoding="utf-8-sig").splitlines()
-    except UnicodeDecodeError:
-        raise UserError(f"input file {path} is not UTF-8 text") from None
-
-
-def _log(message: str) -> None:
-    print(message, file=sys.stderr)
