@@ -36,6 +36,9 @@ class DataConfig:
     generated_pairs: int = 5000
     # Keep at most this many pairs of the training split (0 = all).
     max_train_pairs: int = 0
+    # Keep only training pairs whose source has at most this many whitespace
+    # words (0 = all); validation and test are never filtered.
+    max_train_words: int = 0
     # Seed of the train/valid/test split.
     seed: int = 0
     valid_fraction: float = 0.03

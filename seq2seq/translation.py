@@ -69,6 +69,9 @@ def load_splits(config: RunConfig, log=print) -> Split:
         log(f"skipped {report.total_skipped} bad lines (run `seq2seq data check` for details)")
     split = split_pairs(pairs, seed=data.seed, valid_fraction=data.valid_fraction,
                         test_fraction=data.test_fraction)
+    if data.max_train_words:
+        short = [pair for pair in split.train if len(pair.source.split()) <= data.max_train_words]
+        split = Split(short, split.valid, split.test)
     if data.max_train_pairs and len(split.train) > data.max_train_pairs:
         split = Split(split.train[: data.max_train_pairs], split.valid, split.test)
     log(f"data: {len(split.train)} train, {len(split.valid)} valid, {len(split.test)} test pairs")

@@ -100,3 +100,16 @@ def test_a_missing_model_directory_is_a_clear_error(tmp_path, capsys):
 def test_an_unknown_config_key_is_a_clear_error(tmp_path, capsys):
     assert main(["train", "--out", str(tmp_path / "x"), "--set", "model.unitz=3"]) == 2
     assert "unknown config key model.unitz" in capsys.readouterr().err
+
+
+def test_max_train_words_filters_only_the_training_split():
+    from seq2seq.run_config import DataConfig
+    from seq2seq.translation import load_splits
+
+    data = DataConfig(corpus="generated", task="copy", generated_pairs=300)
+    full = load_splits(RunConfig(data=data), log=lambda message: None)
+    short = load_splits(RunConfig(data=DataConfig(**{**data.__dict__, "max_train_words": 4})),
+                        log=lambda message: None)
+    assert short.train == [pair for pair in full.train if len(pair.source.split()) <= 4]
+    assert 0 < len(short.train) < len(full.train)
+    assert (short.valid, short.test) == (full.valid, full.test)
