@@ -125,15 +125,13 @@ def make_loss(setup: Setup, targets: np.ndarray, vocab_size: int):
 def decode_ids(translator, tokenizer, texts, *, max_source_len: int, max_length: int,
                beam_size: int = 1, length_penalty: float = 0.0, batch_size: int = 64) -> list[list[int]]:
     """Decoded token ids of `texts` in input order, each ending with END (unless cut at `max_length`)."""
-    from seq2seq.decoding import translate_ids
-    from seq2seq.inference import length_sorted_batches, source_ids
+    from seq2seq.inference import decode_batches
 
     texts = list(texts)
     outputs: list[list[int]] = [[] for _ in texts]
-    for indices in length_sorted_batches(texts, batch_size):
-        ids = source_ids(tokenizer, [texts[i] for i in indices], max_source_len)
-        result = translate_ids(translator, ids, beam_size=beam_size, max_length=max_length,
-                               length_penalty=length_penalty)
+    for indices, result in decode_batches(translator, tokenizer, texts, max_source_len=max_source_len,
+                                          beam_size=beam_size, max_length=max_length,
+                                          length_penalty=length_penalty, batch_size=batch_size):
         for index, row, length in zip(indices, result.token_ids.numpy(), result.lengths.numpy()):
             outputs[index] = row[:length].tolist()
     return outputs

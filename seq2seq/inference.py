@@ -25,17 +25,25 @@ def length_sorted_batches(texts, batch_size: int):
         yield order[start : start + batch_size]
 
 
-def translate_batches(translator, tokenizer, texts, *, max_source_len: int, beam_size: int,
-                      max_length: int, length_penalty: float, batch_size: int = 64,
-                      progress: bool = False) -> list[str]:
-    """Translations of `texts`, in input order."""
+def decode_batches(translator, tokenizer, texts, *, max_source_len: int, beam_size: int,
+                   max_length: int, length_penalty: float, batch_size: int = 64, progress: bool = False):
+    """Yields `(indices, DecodeResult)` for length-sorted batches covering every text once.
+
+    `indices` [batch] are the positions in `texts` of the result's rows.
+    """
     texts = list(texts)
-    outputs: list[str] = [""] * len(texts)
     batches = list(length_sorted_batches(texts, batch_size))
     for indices in tqdm(batches, desc="translating", unit="batch", disable=not progress):
         ids = source_ids(tokenizer, [texts[i] for i in indices], max_source_len)
-        result = translate_ids(translator, ids, beam_size=beam_size, max_length=max_length,
-                               length_penalty=length_penalty)
+        yield indices, translate_ids(translator, ids, beam_size=beam_size, max_length=max_length,
+                                     length_penalty=length_penalty)
+
+
+def translate_batches(translator, tokenizer, texts, **options) -> list[str]:
+    """Translations of `texts`, in input order; `options` as in `decode_batches`."""
+    texts = list(texts)
+    outputs: list[str] = [""] * len(texts)
+    for indices, result in decode_batches(translator, tokenizer, texts, **options):
         for index, text in zip(indices, tokenizer.detokenize(result.token_ids).numpy()):
             outputs[index] = text.decode("utf-8")
     return outputs
