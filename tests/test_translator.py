@@ -237,8 +237,21 @@ def test_real_positions_step_falls_back_for_sample_weights_and_saliency(rng):
     model = Translator(**SMALL, saliency_weight=1.0)
     source, target = batch(rng)
     annotation = (source != PAD_ID).astype("float32")
+    target_out = target_out_of(target)
+    real = np.count_nonzero(target_out)
+
+    def loss_sees_positions(translator, x, sample_weight=None):
+        from seq2seq.losses import MaskedSparseCrossentropy
+
+        translator.compile(loss=MaskedSparseCrossentropy())
+        inputs, annotation = translator.split_inputs(x)
+        outputs, _, _, _ = translator._forward_and_losses(inputs, annotation, target_out, sample_weight,
+                                                          training=False)
+        return tuple(outputs["logits"].shape[:2])
+
     assert model.project_real_only
-    assert not model._projects_real_only((source, target, annotation), None)
-    assert model._projects_real_only((source, target), None)
-    assert not model._projects_real_only((source, target), np.ones(3, "float32"))
-    assert not Translator(**SMALL, project_real_only=False)._projects_real_only((source, target), None)
+    assert loss_sees_positions(model, (source, target, annotation)) == target_out.shape  # penalty: all
+    assert loss_sees_positions(model, (source, target)) == (1, real)  # gathered real positions
+    assert loss_sees_positions(model, (source, target), np.ones(3, "float32")) == target_out.shape
+    unprojected = Translator(**SMALL, project_real_only=False)
+    assert loss_sees_positions(unprojected, (source, target)) == target_out.shape

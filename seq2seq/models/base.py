@@ -157,7 +157,8 @@ class SaliencyModel(keras.Model):
         self._build_on(x)
         inputs, annotation = self.split_inputs(x)
         with tf.GradientTape() as tape:
-            outputs, task_loss, penalty = self._forward_and_losses(inputs, annotation, y, sample_weight, training=True)
+            outputs, y, task_loss, penalty = self._forward_and_losses(inputs, annotation, y, sample_weight,
+                                                                      training=True)
             loss = task_loss if penalty is None else task_loss + self.saliency_weight * penalty
             scaled_loss = self.optimizer.scale_loss(loss)
         variables = self.trainable_variables
@@ -169,7 +170,8 @@ class SaliencyModel(keras.Model):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         self._build_on(x)
         inputs, annotation = self.split_inputs(x)
-        outputs, task_loss, penalty = self._forward_and_losses(inputs, annotation, y, sample_weight, training=False)
+        outputs, y, task_loss, penalty = self._forward_and_losses(inputs, annotation, y, sample_weight,
+                                                                  training=False)
         loss = task_loss if penalty is None else task_loss + self.saliency_weight * penalty
         return self._update_metrics(x, inputs, y, outputs, sample_weight, loss, task_loss, penalty)
 
@@ -184,7 +186,10 @@ class SaliencyModel(keras.Model):
             self(x, training=False)
 
     def _forward_and_losses(self, inputs, annotation, y, sample_weight, training):
-        """Forward pass; returns (outputs, task_loss, penalty or None), losses replica-scaled.
+        """Forward pass; returns (outputs, y, task_loss, penalty or None), losses replica-scaled.
+
+        `y` is the targets the loss and metrics compared `outputs` with: those
+        given, or fewer when `task_forward` keeps only some positions.
 
         The inner tape runs only when the weight is non-zero and the batch
         carries an annotation, a Python-level decision (the weight is a
@@ -205,10 +210,19 @@ class SaliencyModel(keras.Model):
             )
             penalty = _per_replica(penalty)
         else:
-            outputs = self.forward(inputs, embedding, training=training)
+            outputs, y = self.task_forward(inputs, embedding, y, sample_weight, training=training)
             penalty = None
         task_loss = self._compute_loss(x=inputs, y=y, y_pred=outputs, sample_weight=sample_weight, training=training)
-        return outputs, task_loss, None if penalty is None else tf.cast(penalty, task_loss.dtype)
+        return outputs, y, task_loss, None if penalty is None else tf.cast(penalty, task_loss.dtype)
+
+    def task_forward(self, inputs, source_embedding, y, sample_weight, training=False):
+        """The forward pass of a step without the penalty, and the targets its loss compares with.
+
+        Returns `(outputs, y)`. The default runs `forward` at every position; a
+        subclass may return fewer positions with the matching targets (the
+        translator drops padding before its output projection).
+        """
+        return self.forward(inputs, source_embedding, training=training), y
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """The compiled loss on the logits (the "attention" output carries no loss)."""

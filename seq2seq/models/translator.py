@@ -47,7 +47,8 @@ class Translator(SaliencyModel):
             output projection.
         use_cudnn: for every LSTM; None = False when `saliency_weight > 0`
             (cuDNN has no second derivative), else `"auto"`.
-        project_real_only: in `train_step`/`test_step`, run the output
+        project_real_only: in a train/test step without the saliency penalty
+            (`task_forward`), run the output
             projection and the loss only at real target positions (gathered,
             `[1, real_tokens, vocab]`) instead of over the padded
             `[batch, tgt_time, vocab]`. The projection is most of a step's
@@ -194,49 +195,20 @@ class Translator(SaliencyModel):
         context, attention = self.attention(decoder_out, memory, memory_mask=source_mask)
         return self._combine(decoder_out, context, training), attention
 
-    # --- the train step at real positions only ------------------------------------
+    # --- the task loss at real positions only ------------------------------------
 
-    def train_step(self, data):
-        """`SaliencyModel.train_step`, projecting only real target positions when it can."""
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        if not self._projects_real_only(x, sample_weight):
-            return super().train_step(data)
-        self._build_on(x)
-        inputs, _ = self.split_inputs(x)
-        with tf.GradientTape() as tape:
-            outputs, real_y = self._real_positions_forward(inputs, y, training=True)
-            loss = self._compute_loss(x=inputs, y=real_y, y_pred=outputs, training=True)
-            scaled_loss = self.optimizer.scale_loss(loss)
-        variables = self.trainable_variables
-        self.optimizer.apply(tape.gradient(scaled_loss, variables), variables)
-        return self._update_metrics(x, inputs, real_y, outputs, None, loss, loss, None)
-
-    def test_step(self, data):
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        if not self._projects_real_only(x, sample_weight):
-            return super().test_step(data)
-        self._build_on(x)
-        inputs, _ = self.split_inputs(x)
-        outputs, real_y = self._real_positions_forward(inputs, y, training=False)
-        loss = self._compute_loss(x=inputs, y=real_y, y_pred=outputs, training=False)
-        return self._update_metrics(x, inputs, real_y, outputs, None, loss, loss, None)
-
-    def _projects_real_only(self, x, sample_weight):
-        """The gathered step applies: asked for, no sample weights, no saliency penalty to compute."""
-        has_annotation = self.split_inputs(x)[1] is not None
-        return (self.project_real_only and sample_weight is None
-                and not (self.saliency_weight > 0 and has_annotation))
-
-    def _real_positions_forward(self, inputs, y, training):
-        """Logits at the real positions of `y` only.
+    def task_forward(self, inputs, source_embedding, y, sample_weight, training=False):
+        """Logits at the real positions of `y` only, when `project_real_only` and no sample weights.
 
         Returns `({"logits": [1, real_tokens, vocab], "attention": [batch,
         tgt_time, src_time]}, real_y [1, real_tokens])`: the real tokens of the
         batch as one sequence, so that any per-token loss and metric reads them
-        as a batch of one with no padding.
+        as a batch of one with no padding. (A step with the saliency penalty
+        runs `forward` instead: the penalty needs the full teacher-forced pass.)
         """
-        features, attention = self.decoder_features(inputs, self.embed_source(inputs, training=training),
-                                                    training=training)
+        if not self.project_real_only or sample_weight is not None:
+            return super().task_forward(inputs, source_embedding, y, sample_weight, training=training)
+        features, attention = self.decoder_features(inputs, source_embedding, training=training)
         real = tf.not_equal(y, tf.cast(PAD_ID, y.dtype))  # [batch, tgt_time]
         logits = self.project(tf.boolean_mask(features, real))  # [real_tokens, vocab]
         return {"logits": logits[None], "attention": attention}, tf.boolean_mask(y, real)[None]
