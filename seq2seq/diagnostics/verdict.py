@@ -58,26 +58,25 @@ def judge(
 
 
 def collapse_reasons(outputs: OutputStats, t: Thresholds) -> list[str]:
-    reasons = []
-    if outputs.empty_rate >= t.collapsed_empty_rate:
-        reasons.append(_empty_reason(outputs, t))
-    if outputs.kind == "ids" and outputs.first_token_end_rate >= t.collapsed_first_end_rate:
-        reasons.append(_first_end_reason(outputs, t))
-    ratio = outputs.length_ratio
-    if ratio is not None and ratio < t.collapsed_length_ratio:
-        reasons.append(_short_reason(outputs, t))
-    return reasons
+    """The model has collapsed to END: the early-end checks at the `collapsed_*` thresholds."""
+    return _ends_early(outputs, t, t.collapsed_empty_rate, t.collapsed_first_end_rate, t.collapsed_length_ratio)
 
 
 def early_end_reasons(outputs: OutputStats, t: Thresholds) -> list[str]:
     """The model stops too soon: empty, END first, short."""
+    return _ends_early(outputs, t, t.at_risk_empty_rate, t.at_risk_first_end_rate, t.at_risk_short_ratio)
+
+
+def _ends_early(outputs: OutputStats, t: Thresholds, empty_rate: float, first_end_rate: float,
+                short_ratio: float) -> list[str]:
+    """Empty outputs at >= `empty_rate`, END first at >= `first_end_rate` (ids only), length ratio < `short_ratio`."""
     reasons = []
-    if outputs.empty_rate >= t.at_risk_empty_rate:
+    if outputs.empty_rate >= empty_rate:
         reasons.append(_empty_reason(outputs, t))
-    if outputs.kind == "ids" and outputs.first_token_end_rate >= t.at_risk_first_end_rate:
+    if outputs.kind == "ids" and outputs.first_token_end_rate >= first_end_rate:
         reasons.append(_first_end_reason(outputs, t))
     ratio = outputs.length_ratio
-    if ratio is not None and ratio < t.at_risk_short_ratio:
+    if ratio is not None and ratio < short_ratio:
         reasons.append(_short_reason(outputs, t))
     return reasons
 
