@@ -201,7 +201,11 @@ class _Worker:
 
 def worker_main() -> None:
     """Entry point of a side's process: builds its data and model, then obeys the parent."""
+    options = json.loads(sys.argv[1])
+    if options["side"] == "kit":
+        from seq2seq.memory import limit_malloc_arenas
+
+        limit_malloc_arenas()  # as the `seq2seq` command does
     from seq2seq.bench import train_sides
 
-    options = json.loads(sys.argv[1])
     train_sides.SIDES[options["side"]](options).serve()

@@ -16,6 +16,7 @@ import sys
 from seq2seq import __version__
 from seq2seq.cli.quiet import import_tensorflow_quietly
 from seq2seq.errors import UserError
+from seq2seq.memory import limit_malloc_arenas
 
 COMMAND_MODULES = (
     "seq2seq.cli.data",
@@ -42,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     # Keep TensorFlow's start-up noise off the user's screen.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    limit_malloc_arenas()  # before TensorFlow's threads: keeps long runs' memory flat
     args = build_parser().parse_args(argv)
     try:
         if not getattr(args, "without_tensorflow", False):
