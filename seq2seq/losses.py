@@ -244,6 +244,41 @@ def end_token_class_weights(targets, vocab_size, end_id=END_ID, pad_id=PAD_ID):
     return weights
 
 
+def end_padding_weights(targets, end_weight, end_id=END_ID, pad_id=PAD_ID):
+    """Per-token weights that down-weight END padding but not each target's real end.
+
+    In targets padded with the end token, `[12, 7, END, END, END]`, a row's
+    first END is its real end, the token the model must learn to emit to stop;
+    the ENDs after it are padding. `end_token_class_weights` gives every END one
+    weight, so a small one also teaches the model not to stop. Here only the
+    padding gets it. Returns float32 weights of `targets`' shape `[batch, time]`:
+
+        targets  [12, 7, END, END, END]   [5, END, 0]
+        weights  [ 1, 1,  1,  w,   w  ]   [1,  1,  0]
+
+    1.0 at every token and at each row's first END, `end_weight` (`w`) at every
+    later END, 0.0 at `pad_id`. Pass them as the per-token `sample_weight` of
+    `MaskedSparseCrossentropy` (the third element of a dataset's batches); the
+    user's recipe for `end_weight` is `end_token_class_weights(targets,
+    vocab_size)[end_id]`. Written with `keras.ops` (a cumulative count of END
+    along time), so it runs on NumPy arrays, in `tf.data.Dataset.map` and
+    inside `tf.function`.
+    """
+    _check_int("end_id", end_id)
+    _check_int("pad_id", pad_id)
+    if not 0.0 <= end_weight < float("inf"):
+        raise ValueError(f"Expected a finite end_weight >= 0. Received: end_weight={end_weight!r}")
+    ids = ops.convert_to_tensor(targets)
+    if len(ids.shape) != 2:
+        raise ValueError("Expected targets of shape [batch, time] (token ids). "
+                         f"Received: shape={ids.shape}")
+    is_end = ops.equal(ids, end_id)
+    ends_so_far = ops.cumsum(ops.cast(is_end, "int32"), axis=-1)
+    padding = ops.logical_and(is_end, ops.greater(ends_so_far, 1))
+    weights = ops.where(padding, ops.cast(end_weight, "float32"), ops.cast(1.0, "float32"))
+    return ops.where(ops.equal(ids, pad_id), ops.zeros_like(weights), weights)
+
+
 def inverse_frequency_class_weights(targets, vocab_size, smoothing=1.0,
                                     max_weight=10.0, pad_id=PAD_ID):
     """Per-class weights inversely proportional to how often each id occurs.

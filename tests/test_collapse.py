@@ -121,13 +121,36 @@ def test_end_weighted_is_the_plain_loss_with_the_users_end_weight():
     assert float(unweighted(end_padded, logits)) == pytest.approx(float(plain(end_padded, logits)), rel=1e-5)
 
 
+def test_end_pad_weighted_gives_the_users_weight_to_the_end_padding_only():
+    zero_padded = np.array([[4, 5, END_ID, 0, 0, 0], [6, 4, 4, 5, END_ID, 0]])
+    end_padded = collapse.end_pad(zero_padded).numpy()
+    fix = setup("end_pad_weighted")
+    weight = collapse.end_weight(fix, end_padded, VOCAB)
+    assert weight == pytest.approx(end_token_class_weights(end_padded, VOCAB)[END_ID])
+    assert weight == collapse.end_weight(setup("end_weighted"), end_padded, VOCAB)
+    assert collapse.end_weight(setup("boundary"), end_padded, VOCAB) == 1.0
+    loss = collapse.make_loss(fix, end_padded, VOCAB)
+    assert isinstance(loss, MaskedSparseCrossentropy) and loss.class_weights is None
+    import tensorflow as tf
+
+    inputs = (np.zeros((2, 3), "int32"), np.zeros((2, 6), "int32"))
+    dataset = tf.data.Dataset.from_tensors((inputs, end_padded))
+    [(_, target_out, weights)] = list(collapse.weighted_dataset(fix, dataset, end_padded, VOCAB).as_numpy_iterator())
+    np.testing.assert_array_equal(target_out, end_padded)
+    w = weight
+    np.testing.assert_allclose(weights, [[1, 1, 1, w, w, w], [1, 1, 1, 1, 1, w]], rtol=1e-6)
+    # Every other setup trains on the batches as they are.
+    assert collapse.weighted_dataset(setup("end_weighted"), dataset, end_padded, VOCAB) is dataset
+
+
 def test_the_fixes_losses():
     targets = np.array([[4, END_ID, END_ID]])
     assert isinstance(collapse.make_loss(setup("boundary"), targets, VOCAB), BoundaryAwareLoss)
     masked_weighted = collapse.make_loss(setup("masked_end_weighted"), np.array([[4, 5, END_ID, 0]]), VOCAB)
     assert masked_weighted.class_weights[END_ID] == pytest.approx(1.0)  # 4, 5 and END once each
-    assert [s.name for s in collapse.SETUPS] == ["naive", "masked", "end_weighted", "boundary"]
-    assert [s.end_padded for s in collapse.SETUPS] == [True, False, True, True]
+    assert [s.name for s in collapse.SETUPS] == ["naive", "masked", "end_pad_weighted", "boundary",
+                                                 "end_weighted"]
+    assert [s.end_padded for s in collapse.SETUPS] == [True, False, True, True, True]
 
 
 def test_study_config_refuses_bad_values():
@@ -143,14 +166,16 @@ def test_study_config_refuses_bad_values():
 def test_tiny_study_writes_reports_and_end_dominates_only_the_naive_targets(tmp_path):
     config = collapse_study.StudyConfig(tokenizer_model=str(GENERATED_MODEL), train_pairs=64, test_pairs=8,
                                   pad_length=12, batch_size=32, embed_dim=8, units=8, epochs=1,
-                                  probe_size=4)
-    results = collapse_study.run_study(config, tmp_path, setups=("naive", "masked"), log=lambda _: None)
-    naive, masked = results
+                                  probe_size=4, deterministic=False)
+    results = collapse_study.run_study(config, tmp_path, setups=("naive", "masked", "end_pad_weighted"),
+                                       log=lambda _: None)
+    naive, masked, weighted = results
     assert naive["target_end_share"] > 0.5 > masked["target_end_share"]
+    assert naive["end_weight"] == 1.0 and 0 < weighted["end_weight"] < 0.1  # trained with sample weights
     assert naive["verdict_with_targets"] != "healthy"  # END-padded, unmasked targets
     assert len(naive["epoch_verdicts"]) == 1
     report = json.loads((tmp_path / "results.json").read_text())
-    assert [r["setup"] for r in report["results"]] == ["naive", "masked"]
+    assert [r["setup"] for r in report["results"]] == ["naive", "masked", "end_pad_weighted"]
     for name in ("naive", "masked"):
         diagnosis = json.loads((tmp_path / name / "diagnosis.json").read_text())
         assert diagnosis["kind"] == "ids" and diagnosis["num_outputs"] == 8

@@ -186,8 +186,41 @@ def test_collapse_from_end_padding_offers_the_computed_weight_first_after_paddin
     assert diagnosis.verdict == "collapsed"
     assert diagnosis.fixes[0].startswith("Pad targets with 0, not the end token (3 of 4 rows")
     assert "class weight 0.14 for id 3" in diagnosis.fixes[1]
+    # END-padded: the weight goes on the padding only, each target's real end keeps 1.
+    assert "end_padding_weights(target_out, 0.14)" in diagnosis.fixes[1]
     assert "BoundaryAwareLoss" in diagnosis.fixes[2]
     assert not any("Train longer" in fix for fix in diagnosis.fixes)
+
+
+# Four references of 4 tokens; each output repeats token 5 and stops early:
+# 5 is all the output tokens (2 / 16 of the references').
+SHORT_REFERENCES = [[5, 6, 7, 8, E], [6, 7, 8, 9, E], [7, 8, 9, 6, E], [8, 9, 6, 7, E]]
+SHORT_REPEATING = [[5, 5, 5, E], [5, E], [5, E], [E]]
+
+
+def test_collapsed_short_outputs_dominated_by_a_token_are_not_told_they_run_long():
+    diagnosis = diagnose(SHORT_REPEATING, SHORT_REFERENCES, END_PADDED_TARGETS)
+    stats = diagnosis.outputs
+    assert stats.length_ratio == 5 / 16 and stats.top_token_share == 1.0
+    assert stats.repetition_rate == 1 / 3  # one of the three non-empty outputs
+    assert diagnosis.verdict == "at_risk"  # 25% empty, 0.31x: at risk, just not collapsed
+    assert any("one token, 5," in reason for reason in diagnosis.reasons)
+    assert not any("under-predicted" in fix or fix.startswith("Outputs run long") for fix in diagnosis.fixes)
+    assert diagnosis.fixes[0].startswith("Pad targets with 0")
+    collapsed = diagnose(SHORT_REPEATING[1:] + [[E]], SHORT_REFERENCES)  # half empty
+    assert collapsed.verdict == "collapsed"
+    assert any("one token, 5," in reason for reason in collapsed.reasons)
+    assert not any("under-predicted" in fix or fix.startswith("Outputs run long") for fix in collapsed.fixes)
+    assert any(fix.startswith("Down-weight the end token") for fix in collapsed.fixes)
+
+
+def test_a_dominant_token_at_the_right_length_is_undertraining_not_a_late_end():
+    predictions = [[5, 5, 5, 6, E], [5, 5, 5, 7, E], [5, 8, 5, 9, E], [5, 6, 5, 5, E]]
+    diagnosis = diagnose(predictions, SHORT_REFERENCES)
+    assert diagnosis.outputs.length_ratio == 1.0 and diagnosis.outputs.top_token_share == 11 / 16
+    assert diagnosis.verdict == "at_risk"
+    assert len(diagnosis.fixes) == 1 and diagnosis.fixes[0].startswith("Outputs loop on a token")
+    assert "Train longer" in diagnosis.fixes[0]
 
 
 def test_collapse_with_clean_targets_suggests_training_longer():

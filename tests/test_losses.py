@@ -11,6 +11,7 @@ import tensorflow as tf
 from seq2seq.losses import (
     BoundaryAwareLoss,
     MaskedSparseCrossentropy,
+    end_padding_weights,
     end_token_class_weights,
     inverse_frequency_class_weights,
 )
@@ -383,6 +384,55 @@ def test_end_token_class_weights_reject_bad_targets():
         end_token_class_weights([[4, 9, END_ID]], VOCAB)
     with pytest.raises(ValueError, match="end_id=0"):
         end_token_class_weights([[4, END_ID]], VOCAB, end_id=PAD_ID)
+
+
+def np_end_padding_weights(targets, end_weight):
+    """Row by row: 1 up to and at the first END, `end_weight` at later ENDs, 0 at padding."""
+    weights = np.ones(targets.shape, "float32")
+    for row, ids in enumerate(targets):
+        seen_end = False
+        for t, token in enumerate(ids):
+            if token == PAD_ID:
+                weights[row, t] = 0.0
+            elif token == END_ID:
+                weights[row, t] = end_weight if seen_end else 1.0
+                seen_end = True
+    return weights
+
+
+END_PADDED = np.array([
+    [4, 5, END_ID, END_ID, END_ID],  # real end at 2, padding at 3 and 4
+    [START_ID, 6, 4, 5, END_ID],  # no padding
+    [END_ID, END_ID, END_ID, END_ID, END_ID],  # empty target: only the first END is real
+    [6, END_ID, PAD_ID, PAD_ID, PAD_ID],  # 0-padded: nothing to down-weight
+])
+
+
+def test_end_padding_weights_spare_each_rows_real_end():
+    weights = np.asarray(end_padding_weights(END_PADDED, 0.1))
+    assert weights.dtype == np.float32 and weights.shape == END_PADDED.shape
+    np.testing.assert_allclose(weights, np_end_padding_weights(END_PADDED, 0.1))
+    np.testing.assert_allclose(weights[0], [1, 1, 1, 0.1, 0.1])
+    np.testing.assert_allclose(weights[3], [1, 1, 0, 0, 0])
+    random = np.random.default_rng(0).choice([PAD_ID, 4, 5, END_ID], size=(6, 9))
+    np.testing.assert_allclose(np.asarray(end_padding_weights(random, 0.25)),
+                               np_end_padding_weights(random, 0.25))
+    graph = tf.function(lambda ids: end_padding_weights(ids, 0.1))
+    np.testing.assert_allclose(graph(tf.constant(END_PADDED)).numpy(), weights)
+    with pytest.raises(ValueError, match="end_weight=-1"):
+        end_padding_weights(END_PADDED, -1)
+    with pytest.raises(ValueError, match=r"shape=\(5,\)"):
+        end_padding_weights(END_PADDED[0], 0.1)
+
+
+def test_end_padding_weights_as_sample_weight_weigh_only_the_padding():
+    """The loss with these weights: the plain mean, each END padding position scaled by the weight."""
+    logits = np.random.default_rng(1).normal(size=(4, 5, VOCAB)).astype("float32")
+    weights = end_padding_weights(END_PADDED, 0.1)
+    loss = MaskedSparseCrossentropy()(END_PADDED, logits, sample_weight=weights)
+    counted = END_PADDED != PAD_ID
+    per_token = np_crossentropy(END_PADDED, logits) * np_end_padding_weights(END_PADDED, 0.1)
+    assert float(loss) == pytest.approx(per_token[counted].sum() / counted.sum(), rel=1e-5)
 
 
 def test_inverse_frequency_class_weights():

@@ -8,8 +8,12 @@ later) and decide which fixes are offered and with which numbers.
   are empty or start with END, or the outputs are under 0.3x the references'
   length.
 - `at_risk`: a milder form of the same, or the opposite failure (END
-  under-predicted: outputs run long, never end, loop on a token), or targets
-  that reward predicting END.
+  under-predicted: outputs run long or never end), or outputs that loop on a
+  token or are dominated by one, or targets that reward predicting END.
+
+The fixes follow the case: "END is under-predicted" only when the outputs are
+long or never end; a dominant or repeated token in short outputs is part of a
+collapse (or an undertrained decoder), not a late END.
 - `healthy`: none of the above.
 """
 
@@ -51,7 +55,7 @@ def judge(
     """Returns the verdict and the reasons for it (collapse reasons first)."""
     collapse = collapse_reasons(outputs, thresholds)
     risks = early_end_reasons(outputs, thresholds) + late_end_reasons(outputs, thresholds)
-    risks += target_reasons(targets)
+    risks += repetition_reasons(outputs, thresholds) + target_reasons(targets)
     if collapse:
         return "collapsed", collapse + [r for r in risks if r not in collapse]
     return ("at_risk", risks) if risks else ("healthy", [])
@@ -82,7 +86,7 @@ def _ends_early(outputs: OutputStats, t: Thresholds, empty_rate: float, first_en
 
 
 def late_end_reasons(outputs: OutputStats, t: Thresholds) -> list[str]:
-    """The model does not stop, or loops: END under-predicted."""
+    """The model stops too late or never: END under-predicted."""
     reasons = []
     ratio = outputs.length_ratio
     if ratio is not None and ratio > t.at_risk_long_ratio:
@@ -96,6 +100,16 @@ def late_end_reasons(outputs: OutputStats, t: Thresholds) -> list[str]:
             f"{unterminated:.1%} of outputs never emit the end token "
             f"(at risk at >= {t.at_risk_unterminated_rate:.0%})"
         )
+    return reasons
+
+
+def repetition_reasons(outputs: OutputStats, t: Thresholds) -> list[str]:
+    """The outputs loop on a token or one token dominates them, whatever their length.
+
+    Long outputs that loop are END under-predicted; short ones that repeat one
+    token are a collapse or an undertrained decoder: the lengths tell which.
+    """
+    reasons = []
     if outputs.repetition_rate >= t.at_risk_repetition_rate:
         reasons.append(
             f"{outputs.repetition_rate:.1%} of non-empty outputs repeat a token "
@@ -132,6 +146,7 @@ def fixes(
         return []
     early = bool(early_end_reasons(outputs, thresholds))
     late = bool(late_end_reasons(outputs, thresholds))
+    looping = bool(repetition_reasons(outputs, thresholds))
     data = data_fixes(targets)
     found = list(data)
     if early or (targets is not None and targets.end_padded and not late):
@@ -147,9 +162,17 @@ def fixes(
         )
     if late:
         found.append(
-            "Outputs run long or loop, so END is under-predicted: if you down-weighted END, move "
-            "its weight back towards 1; check that every target ends with END; cap decoding "
-            "with a max length; an undertrained model loops too, so check the loss still falls."
+            "Outputs run long or never end, so END is under-predicted: if you down-weighted END "
+            "with one class weight, it also down-weights each target's real end: move it back "
+            "towards 1, or weight only the END padding (end_padding_weights); check that every "
+            "target ends with END; cap decoding with a max length; an undertrained model loops "
+            "too, so check the loss still falls."
+        )
+    elif looping and not early:
+        found.append(
+            "Outputs loop on a token or one token dominates them, at about the references' "
+            "length: the decoder has not learned the content yet. Train longer (check that the "
+            "training loss still falls); the end token is not the problem here."
         )
     return found
 
@@ -189,13 +212,20 @@ def end_weight_fixes(targets: TargetStats | None, end_id: int) -> list[str]:
     weight = targets.recommended_end_weight
     if weight is None or weight >= 1.0:
         return []
-    recompute = " (computed on these end-padded targets; recompute after re-padding with 0)"
+    if targets.end_padded:
+        return [
+            f"Down-weight the END padding: class weight {weight:.4g} for id {end_id} (mean count "
+            "of the other classes / end-token count) on every END after a target's first, which "
+            f"keeps weight 1: pass end_padding_weights(target_out, {weight:.4g}) as the per-token "
+            "sample_weight of MaskedSparseCrossentropy. One weight for every END "
+            "(class_weights=end_token_class_weights(...)) also down-weights each real end, and "
+            "the outputs then run long (about 10x in the kit's collapse study)."
+        ]
     return [
         f"Down-weight the end token: class weight {weight:.4g} for id {end_id} (mean count of "
         "the other classes / end-token count), passed as MaskedSparseCrossentropy("
-        "class_weights=end_token_class_weights(targets, vocab_size))"
-        + (recompute if targets.end_padded else "")
-        + "."
+        "class_weights=end_token_class_weights(targets, vocab_size)); if the outputs then run "
+        "long, move it back towards 1."
     ]
 
 
