@@ -9,8 +9,9 @@ For the classifier and for the translator, three copies of the same model
   through the LSTM (target <= 2.0 times the plain step).
 
 Each model is compiled (`tf.function`, no XLA) and warmed up, then the three are
-timed in interleaved rounds of `--steps` `train_on_batch` calls, so a load spike
-from another process hits all of them alike; the reported step times are medians
+timed in interleaved rounds of `--steps` `train_on_batch` calls (each round
+starting with the next model), so a load spike from another process hits all of
+them alike; the reported step times are medians
 over rounds. The penalized LSTMs run without cuDNN (no second derivative); on a
 CPU the plain ones do too, so the comparison is like for like.
 """
@@ -136,8 +137,12 @@ def _measure(models: dict, batch, args) -> dict:
         for _ in range(args.warmup):
             model.train_on_batch(x, y)
     times = {name: [] for name in models}
-    for _ in range(args.rounds):
-        for name, model in models.items():
+    names = list(models)
+    for round_index in range(args.rounds):
+        # Each round starts with the next model, so none always runs first or after the same one.
+        shift = round_index % len(names)
+        for name in names[shift:] + names[:shift]:
+            model = models[name]
             start = time.perf_counter()
             for _ in range(args.steps):
                 model.train_on_batch(x, y)
