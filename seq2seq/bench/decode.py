@@ -6,12 +6,18 @@ of source ids (tokenization and detokenization are not timed):
 
 - kit greedy and kit beam-4: `seq2seq.decoding.translate_ids`, one graph per
   batch that encodes once and carries the LSTM state step by step;
-- the baseline, greedy decoding as the Keras tutorials write it: each step runs
-  the whole teacher-forced model `translator((source_ids, prefix))` over the
-  growing prefix and keeps the last position's argmax. It is batched like the
-  kit, its forward pass is one compiled `tf.function` (so it pays for the
-  re-computation, not for eager execution), it stops once every row has emitted
-  the end token, and it forbids the same tokens as the kit (pad, start), so its
+- the tutorial baseline, greedy decoding as the Keras tutorials write it (the
+  keras.io sequence-to-sequence examples' `decode_sequence`): one sentence at a
+  time, each step calls the whole teacher-forced model `translator((source_ids,
+  prefix))` eagerly over the growing prefix and keeps the last position's
+  argmax. It is slow, so it decodes the first `--tutorial-sentences` sentences
+  and its time per sentence is extrapolated (`greedy_speedup` compares times
+  per sentence).
+- the compiled prefix baseline, the same re-computation done as well as it can
+  be: batched like the kit, the forward pass one compiled `tf.function` (it pays
+  for the re-computation, not for eager execution), stopping once every row has
+  emitted the end token (`greedy_speedup_vs_compiled_prefix`).
+  Both baselines forbid the same tokens as the kit (pad, start), so their
   outputs should equal kit greedy's (`baseline_agreement`).
 
 Without `--model` the translator is freshly initialised at the training
@@ -37,7 +43,11 @@ TOKENIZER_SENTENCES = 50_000
 KIT_REPEATS = 3
 # Output-layer scale of the fresh translator (see `_sharpen_outputs`).
 FRESH_LOGIT_SCALE = 300.0
+# Sentences the per-sentence eager tutorial baseline decodes (seconds each).
+TUTORIAL_SENTENCES = 8
 BASELINE = "greedy; full teacher-forced forward over the growing prefix each step (compiled, batched)"
+TUTORIAL_BASELINE = ("greedy, one sentence at a time; an eager call of the full teacher-forced model over the "
+                     "growing prefix each step (the keras.io seq2seq examples' decode_sequence)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,6 +63,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--embed-dim", type=int, default=256, help="fresh translator's embedding size")
     parser.add_argument("--units", type=int, default=256, help="fresh translator's LSTM units")
     parser.add_argument("--seed", type=int, default=0, help="weights of the fresh translator")
+    parser.add_argument("--tutorial-sentences", type=int, default=TUTORIAL_SENTENCES,
+                        help=f"sentences the per-sentence tutorial baseline decodes (default: {TUTORIAL_SENTENCES})")
     parser.add_argument("--repeats", type=int, default=KIT_REPEATS,
                         help=f"kit decodes of each batch, averaged (default: {KIT_REPEATS})")
 
@@ -63,7 +75,8 @@ def run(args) -> dict:
     from seq2seq.errors import UserError
 
     for flag, value in (("--sentences", args.sentences), ("--batch-size", args.batch_size),
-                        ("--max-length", args.max_length), ("--repeats", args.repeats)):
+                        ("--max-length", args.max_length), ("--repeats", args.repeats),
+                        ("--tutorial-sentences", args.tutorial_sentences)):
         if value is not None and value < 1:
             raise UserError(f"{flag} must be at least 1; received {value}")
     keras.utils.set_random_seed(args.seed)  # first: seeding clears TF's kernel cache (tokenizer resources)
@@ -75,7 +88,35 @@ def run(args) -> dict:
         "beam4": (_kit_decoder(setup, beam_size=BEAM_SIZE), args.repeats),
         "baseline": (_baseline_decoder(setup), 1),
     })
-    return _report(setup, hypotheses, seconds, kit_repeats=args.repeats)
+    tutorial_texts = texts[: args.tutorial_sentences]
+    tutorial_hypotheses, tutorial_seconds = _measure_tutorial(setup, tutorial_texts)
+    report = _report(setup, hypotheses, seconds, kit_repeats=args.repeats)
+    greedy_by_text = dict(zip(_batch_order(setup, texts), hypotheses["greedy"]))
+    return _with_tutorial(report, greedy_by_text, tutorial_texts, tutorial_hypotheses, tutorial_seconds)
+
+
+def _batch_order(setup: dict, texts: list[str]) -> list[str]:
+    """The texts in the order `_source_batches` decodes them."""
+    from seq2seq.inference import length_sorted_batches
+
+    return [texts[i] for indices in length_sorted_batches(texts, setup["batch_size"]) for i in indices]
+
+
+def _with_tutorial(report, greedy_by_text, tutorial_texts, tutorial_hypotheses, tutorial_seconds) -> dict:
+    """Puts the tutorial baseline first: `greedy_speedup` is against it, per sentence."""
+    kit_per_sentence = report["seconds"]["greedy"] / report["sentences"]
+    tutorial_per_sentence = tutorial_seconds / len(tutorial_texts)
+    agreement = sum(greedy_by_text[t] == h for t, h in zip(tutorial_texts, tutorial_hypotheses)) / len(tutorial_texts)
+    compiled = report.pop("greedy_speedup")
+    return {
+        "greedy_speedup": round(tutorial_per_sentence / kit_per_sentence, 1),
+        "greedy_speedup_vs_compiled_prefix": compiled,
+        **report,
+        "tutorial_sentences_per_s": round(1.0 / tutorial_per_sentence, 3),
+        "tutorial_sentences": len(tutorial_texts),
+        "tutorial_agreement": round(agreement, 4),
+        "tutorial_baseline": TUTORIAL_BASELINE,
+    }
 
 
 def _report(setup: dict, hypotheses: dict, seconds: dict, *, kit_repeats: int) -> dict:
@@ -224,6 +265,34 @@ def _baseline_decoder(setup: dict):
         return prefix[:, 1:]
 
     return decode
+
+
+def _measure_tutorial(setup: dict, texts: list[str]) -> tuple[list, float]:
+    """Decodes `texts` one at a time the tutorials' way; returns hypotheses and total seconds."""
+    import tensorflow as tf
+
+    from seq2seq.inference import source_ids
+    from seq2seq.tokens import END_ID, PAD_ID, START_ID
+
+    translator, max_length = setup["translator"], setup["max_length"]
+    vocab = setup["tokenizer"].vocab_size
+    forbidden = 1e9 * (tf.one_hot(PAD_ID, vocab) + tf.one_hot(START_ID, vocab))
+
+    def decode(source):
+        prefix = [START_ID]
+        for _ in range(max_length):
+            logits = translator((source, tf.constant([prefix], tf.int32)), training=False)["logits"]
+            token = int(tf.argmax(tf.cast(logits[0, -1], tf.float32) - forbidden))
+            prefix.append(token)
+            if token == END_ID:
+                break
+        return tuple(prefix[1:])
+
+    sources = [source_ids(setup["tokenizer"], [text], setup["max_source_len"]) for text in texts]
+    decode(sources[0])  # the first eager call builds what it builds
+    started = time.perf_counter()
+    hypotheses = [decode(source) for source in sources]
+    return hypotheses, time.perf_counter() - started
 
 
 def _measure(batches: list, decoders: dict) -> tuple[dict, dict]:
