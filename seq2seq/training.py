@@ -28,6 +28,12 @@ replaces the `checkpoint` pointer file (write to a temporary name, rename), so
 a kill during a write leaves the previous checkpoint as the latest; and a
 checkpoint that does not load anyway (a torn disk) is skipped for the one
 before it. The per-epoch history is kept in `out_dir/history.json` across resumes.
+
+Under a multi-worker strategy (`seq2seq.distribution`) every worker calls
+`train` alike: only the chief writes `out_dir` (and checks its free space,
+logs to TensorBoard and shows the bars); the other workers save the same
+checkpoints to a private temporary directory, resume from a copy of the
+chief's, and stop after the same step as the others.
 """
 
 import contextlib
@@ -46,12 +52,15 @@ import keras
 import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
 
+from seq2seq import distribution
 from seq2seq.errors import UserError
 
 CHECKPOINT_DIR = "checkpoints"
 BEST_DIR = "best"
 LOG_DIR = "logs"
 HISTORY_FILE = "history.json"
+# What a worker other than the chief copies from the run directory to resume.
+RESUME_STATE = (CHECKPOINT_DIR, BEST_DIR, HISTORY_FILE)
 
 
 @dataclass(frozen=True)
@@ -130,59 +139,46 @@ def train(model, train_ds, valid_ds=None, *, loss, config: TrainConfig | None = 
     Raises:
         TrainingDivergedError: at the first batch whose loss is not finite.
         TrainingInterrupted: on Ctrl-C, after saving a checkpoint.
-        UserError: `out_dir` lacks the space for the checkpoints.
+        UserError: `out_dir` lacks the space for the checkpoints; or, with
+            several workers, they disagree on where training starts, or one
+            of them is lost.
     """
     config = dataclasses.replace(config, **overrides) if config else TrainConfig(**overrides)
+    chief = distribution.is_chief(model.distribute_strategy)
+    with distribution.worker_dir(config.out_dir, chief, copied=RESUME_STATE) as out_dir:
+        config = dataclasses.replace(config, out_dir=out_dir, progress=config.progress and chief)
+        return _train(model, train_ds, valid_ds, loss, config, callbacks)
+
+
+def _train(model, train_ds, valid_ds, loss, config, callbacks) -> dict:
+    """`train` in the directory this worker writes to."""
     os.makedirs(config.out_dir, exist_ok=True)
+    chief = distribution.is_chief(model.distribute_strategy)
     with model.distribute_strategy.scope():
         model.compile(optimizer=keras.optimizers.Adam(config.learning_rate, global_clipnorm=config.clipnorm), loss=loss)
-    _build(model, train_ds)
-    steps = config.steps_per_epoch or _count_batches(train_ds)
-    state = _TrainingState(model, config, steps)
-    _check_free_space(model, config.out_dir)
+    first_batch = next(iter(train_ds))
+    _build(model, first_batch)
+    state = _TrainingState(model, config, config.steps_per_epoch or _count_batches(train_ds))
+    if chief:
+        _check_free_space(model, config.out_dir)
     if config.resume:
         state.restore()
         model.optimizer.learning_rate = config.learning_rate  # the checkpoint holds the old one
-    logger = _ScalarLogger(os.path.join(config.out_dir, LOG_DIR))
-    callbacks = [_StopOnNonFinite(), state, logger, *([_ProgressBar()] if config.progress else []), *callbacks]
+    workers = _WorkerSync.of_several(model, state, first_batch)
+    logger = _ScalarLogger(os.path.join(config.out_dir, LOG_DIR)) if chief else None
+    callbacks = [_StopOnNonFinite(), state, *filter(None, [logger, config.progress and _ProgressBar()]),
+                 *callbacks, *filter(None, [workers])]  # the sync last: it sees every callback's stop
     try:
-        with _sigint_flag() as interrupted:
-            state.interrupted = interrupted
-            _fit(model, train_ds, valid_ds, config, state, callbacks)
+        with _sigint_flag(workers.pressed if workers else state.interrupted), _lost_workers_reported(workers):
+            _fit(model, train_ds, valid_ds, config, state, callbacks, first_batch)
     finally:
-        logger.close()
+        if logger:
+            logger.close()
     state.restore_best()
     return state.summary()
 
 
-_MULTIWORKER = "multiworker"
-_STRATEGIES = {}
-
-
-def distribution_strategy(name: str):
-    """The `tf.distribute` strategy called `name`: "none", "mirrored" or "multiworker".
-
-    "mirrored" replicates over all local devices (GPUs, or the logical CPUs
-    configured before TensorFlow starts); "multiworker" reads the cluster from
-    the `TF_CONFIG` environment variable and must be created before any other
-    TensorFlow work. Build the model under `strategy.scope()`; `train` then
-    splits each batch between the replicas.
-    """
-    if name == "none":
-        return tf.distribute.get_strategy()
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    if name == "multiworker":
-        if "TF_CONFIG" not in os.environ:
-            raise UserError("--strategy multiworker needs the TF_CONFIG environment variable "
-                            "(the cluster and this worker's task); see the README")
-        if _MULTIWORKER not in _STRATEGIES:  # it can be created once per process only
-            _STRATEGIES[_MULTIWORKER] = tf.distribute.MultiWorkerMirroredStrategy()
-        return _STRATEGIES[_MULTIWORKER]
-    raise ValueError(f"Expected one of ('none', 'mirrored', 'multiworker'). Received: name={name!r}")
-
-
-def _fit(model, train_ds, valid_ds, config, state, callbacks):
+def _fit(model, train_ds, valid_ds, config, state, callbacks, first_batch):
     """Runs the remaining epochs on the batch stream, from where the checkpoint left it."""
     epoch, done = state.epochs_done, state.epoch_step
     if epoch >= config.epochs or state.stopped_early:
@@ -191,37 +187,39 @@ def _fit(model, train_ds, valid_ds, config, state, callbacks):
     if position:
         print(f"Skipping the {position} batch(es) already trained on.")
     replicas = model.distribute_strategy.num_replicas_in_sync
-    valid_ds = None if valid_ds is None else _splittable(valid_ds, replicas)
+    valid_ds = None if valid_ds is None else _distributable(valid_ds, replicas)
     options = dict(validation_data=valid_ds, callbacks=callbacks, shuffle=False, verbose=0)
-    stream = _splittable(train_ds, replicas).repeat()
-    if done:  # finish the interrupted epoch first
-        model.fit(stream.skip(position), epochs=epoch + 1, initial_epoch=epoch,
-                  steps_per_epoch=state.steps - done, **options)
-        if model.stop_training or state.stopped_early or epoch + 1 >= config.epochs:
-            return
-        epoch, position = epoch + 1, position + state.steps - done
-    model.fit(stream.skip(position), epochs=config.epochs, initial_epoch=epoch,
-              steps_per_epoch=state.steps, **options)
+    stream = _distributable(train_ds, replicas).repeat()
+    with distribution.fit_workarounds(model, first_batch):
+        if done:  # finish the interrupted epoch first
+            model.fit(stream.skip(position), epochs=epoch + 1, initial_epoch=epoch,
+                      steps_per_epoch=state.steps - done, **options)
+            if model.stop_training or state.stopped_early or epoch + 1 >= config.epochs:
+                return
+            epoch, position = epoch + 1, position + state.steps - done
+        model.fit(stream.skip(position), epochs=config.epochs, initial_epoch=epoch,
+                  steps_per_epoch=state.steps, **options)
 
 
-def _splittable(dataset, replicas: int):
-    """Drops the batches too small to give every replica an example (a replica with
-    none fails inside `tf.distribute`); with one replica nothing is dropped."""
+def _distributable(dataset, replicas: int):
+    """`dataset` ready to split between replicas (`distribution.with_distribution_options`),
+    without the batches too small to give every replica an example (a replica with none fails
+    inside `tf.distribute`); with one replica, `dataset` as is."""
     if replicas <= 1:
         return dataset
 
     def big_enough(*batch):
         return tf.shape(tf.nest.flatten(batch)[-1])[0] >= replicas
 
-    return dataset.filter(big_enough)
+    return distribution.with_distribution_options(dataset.filter(big_enough))
 
 
-def _build(model, dataset):
-    """Creates the model's and the optimizer's variables, so a checkpoint can restore into them."""
+def _build(model, batch):
+    """Creates the model's and the optimizer's variables from `batch`, so a checkpoint can restore into them."""
     strategy = model.distribute_strategy
     with strategy.scope():
         if not model.built:
-            x, _, _ = keras.utils.unpack_x_y_sample_weight(next(iter(dataset)))
+            x, _, _ = keras.utils.unpack_x_y_sample_weight(batch)
             model(x)
         if not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
@@ -256,9 +254,8 @@ def _item_bytes(dtype) -> int:
 
 
 @contextlib.contextmanager
-def _sigint_flag():
-    """While active, the first Ctrl-C sets the yielded event instead of raising; the second raises."""
-    flag = threading.Event()
+def _sigint_flag(flag: threading.Event):
+    """While active, the first Ctrl-C sets `flag` instead of raising; the second raises."""
     if threading.current_thread() is not threading.main_thread():
         yield flag
         return
@@ -417,6 +414,44 @@ class _TrainingState(keras.callbacks.Callback):
             "stopped_early": self.stopped_early,
             "final": {name: values[-1] for name, values in self.history.items() if values},
         }
+
+
+class _WorkerSync(keras.callbacks.Callback):
+    """Keeps the workers of a cluster in step; runs after every other callback.
+
+    After each batch, all workers stop if a callback stopped one, and all
+    save and stop (at the next step) if Ctrl-C reached one: the workers must
+    reach every collective operation, checkpoint saves included, together.
+    """
+
+    def __init__(self, strategy, interrupted: threading.Event):
+        super().__init__()
+        self.sum = distribution.WorkerSum(strategy)
+        self.pressed = threading.Event()  # Ctrl-C on this worker, set by the signal handler
+        self.interrupted = interrupted  # Ctrl-C on any worker, as of the last batch
+
+    @classmethod
+    def of_several(cls, model, state, first_batch):
+        """The sync of a cluster's workers (None for one worker), once they agree on where training starts:
+        every worker must see the chief's first batch and resume from its step."""
+        strategy = model.distribute_strategy
+        if distribution.worker_count(strategy) <= 1:
+            return None
+        sync = cls(strategy, state.interrupted)
+        start = {"first training batch": distribution.fingerprint(first_batch),
+                 "optimizer step to resume from": int(model.optimizer.iterations.numpy())}
+        distribution.agree_with_chief(sync.sum, start, distribution.is_chief(strategy))
+        return sync
+
+    def on_train_batch_end(self, batch, logs=None):
+        stop, pressed = distribution.any_worker(self.sum, self.model.stop_training, self.pressed.is_set())
+        self.model.stop_training = stop
+        if pressed:
+            self.interrupted.set()
+
+
+def _lost_workers_reported(workers):
+    return distribution.lost_workers_reported() if workers else contextlib.nullcontext()
 
 
 def _atomic_write_json(path, data):

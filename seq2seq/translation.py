@@ -131,8 +131,9 @@ def train_run(config: RunConfig, run_dir, *, progress: bool = True, log=print) -
     import tensorflow as tf
 
     from seq2seq.data.pipeline import make_translation_dataset
+    from seq2seq.distribution import distribution_strategy
     from seq2seq.tokenizer import SentencePieceTokenizer
-    from seq2seq.training import TrainConfig, distribution_strategy, train
+    from seq2seq.training import TrainConfig, train
 
     strategy = distribution_strategy(config.train.strategy)  # multiworker: before other TF work
     run_dir = prepare_run_dir(config, Path(run_dir), log)

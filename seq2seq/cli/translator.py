@@ -55,9 +55,8 @@ def _add_decoding_arguments(parser) -> None:
 
 def run_train(args) -> int:
     from seq2seq import config_io
-    from seq2seq.cli.quiet import import_tensorflow_quietly
+    from seq2seq.distribution import is_chief_task, worker_dir
     from seq2seq.run_config import RunConfig
-    from seq2seq.translation import prepare_run_dir, train_run
 
     overrides = list(args.overrides)
     if args.seed is not None:
@@ -66,21 +65,41 @@ def run_train(args) -> int:
         overrides.append(f"train.strategy={args.strategy}")
     table = config_io.load_toml(args.config) if args.config else {}
     config = config_io.build(RunConfig, table, config_io.parse_overrides(overrides))
-    prepare_run_dir(config, Path(args.out), log=log)
-    if config.train.strategy == "multiworker":  # must exist before TensorFlow starts its devices
-        from seq2seq.training import distribution_strategy
+    # Under multiworker only the chief writes --out; the other workers write their run to a temporary directory.
+    chief = config.train.strategy != "multiworker" or is_chief_task()
+    with worker_dir(args.out, chief) as out:
+        metrics = _train_in(config, Path(out), args, chief)
+    if metrics is None:
+        return 130
+    if chief:
+        print(json.dumps(metrics["test"]))
+        log(f"run written to {args.out} (translate with: seq2seq translate --model {args.out})")
+    else:
+        log(f"worker done; the chief writes the run to {args.out}")
+    return 0
 
-        distribution_strategy("multiworker")
+
+def _train_in(config, out: Path, args, chief: bool):
+    """Checks `out`, starts TensorFlow and trains into `out`; None after Ctrl-C."""
+    from seq2seq.cli.quiet import import_tensorflow_quietly
+    from seq2seq.distribution import distribution_strategy, lost_workers_reported, wait_for_workers
+    from seq2seq.translation import prepare_run_dir, train_run
+
+    prepare_run_dir(config, out, log=log)
+    multiworker = config.train.strategy == "multiworker"
+    # Created before TensorFlow starts its devices; returns once every worker has started.
+    strategy = distribution_strategy("multiworker") if multiworker else None
     import_tensorflow_quietly()
     try:
-        metrics = train_run(config, args.out, progress=not args.no_progress, log=log)
+        metrics = train_run(config, out, progress=not args.no_progress and chief, log=log)
     except KeyboardInterrupt as interrupt:
         log(f"\n{interrupt or 'interrupted'}")
         log(f"resume with: {_train_command(args)}")
-        return 130
-    print(json.dumps(metrics["test"]))
-    log(f"run written to {args.out} (translate with: seq2seq translate --model {args.out})")
-    return 0
+        return None
+    if multiworker:  # the other workers return once the chief has written the run
+        with lost_workers_reported():
+            wait_for_workers(strategy)
+    return metrics
 
 
 def _train_command(args) -> str:
