@@ -183,7 +183,8 @@ class KitSide(Side):
         self.model.compile(
             optimizer=keras.optimizers.Adam(config.train.learning_rate, global_clipnorm=config.train.clipnorm),
             loss=make_loss(config, self.tokenizer, train_pairs, log=_log))
-        self.model.fit(dataset.repeat(), epochs=1, steps_per_epoch=10**9, callbacks=[pauser], verbose=0)
+        self.model.fit(dataset.repeat(), epochs=1, steps_per_epoch=10**9, callbacks=[pauser],
+                       shuffle=False, verbose=0)  # the pipeline shuffles
 
     def batch_tokens(self, step, logs) -> float:
         """The model's own `tokens` metric is the epoch's running sum of real target tokens."""
