@@ -1,0 +1,188 @@
+"""The training driver's resumable state: checkpoints, early stopping and the history.
+
+`TrainingState` is the callback behind `seq2seq.training.train`'s guarantees:
+a checkpoint each epoch and every `checkpoint_every_steps` optimizer steps
+(weights, optimizer, epoch, position in the epoch, early-stopping state) under
+`out_dir/checkpoints`; the best weights under `out_dir/best`; the per-epoch
+history in `out_dir/history.json`, written through a rename. `restore` loads
+the newest checkpoint that loads (an older one when the newest is torn).
+"""
+
+import json
+import math
+import os
+import sys
+import threading
+
+import keras
+import tensorflow as tf
+
+from seq2seq.errors import UserError
+
+CHECKPOINT_DIR = "checkpoints"
+BEST_DIR = "best"
+HISTORY_FILE = "history.json"
+
+
+class TrainingDivergedError(UserError):
+    """The loss became NaN or Inf; the message names the step."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped training after saving `checkpoint` at optimizer step `step`."""
+
+    def __init__(self, checkpoint: str, step: int):
+        super().__init__(f"interrupted at optimizer step {step}; checkpoint saved to {checkpoint}")
+        self.checkpoint = checkpoint
+        self.step = step
+
+
+
+class TrainingState(keras.callbacks.Callback):
+    """Checkpoints each epoch and every N steps, early-stops on `val_loss`, keeps the best weights and the history."""
+
+    def __init__(self, model, config, steps: int):
+        super().__init__()
+        self.config = config
+        self.steps = steps  # optimizer steps per epoch
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        # Steps done in the epoch after `epoch` (0 at an epoch's end).
+        self.step_in_epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="step_in_epoch")
+        self.best_val_loss = tf.Variable(math.inf, dtype=tf.float64, trainable=False, name="best_val_loss")
+        self.best_epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="best_epoch")
+        self.wait = tf.Variable(0, dtype=tf.int64, trainable=False, name="wait")
+        self.checkpoint = tf.train.Checkpoint(
+            model=model,
+            optimizer=model.optimizer,
+            epoch=self.epoch,
+            step_in_epoch=self.step_in_epoch,
+            best_val_loss=self.best_val_loss,
+            best_epoch=self.best_epoch,
+            wait=self.wait,
+        )
+        directory = os.path.join(config.out_dir, CHECKPOINT_DIR)
+        self.manager = tf.train.CheckpointManager(self.checkpoint, directory, max_to_keep=2)
+        self.best_manager = tf.train.CheckpointManager(
+            tf.train.Checkpoint(model=model), os.path.join(config.out_dir, BEST_DIR), max_to_keep=1
+        )
+        self.history_path = os.path.join(config.out_dir, HISTORY_FILE)
+        self.history: dict[str, list[float]] = {}
+        self.stopped_early = False
+        self.interrupted = threading.Event()
+        self._epoch_index = 0
+
+    @property
+    def epochs_done(self) -> int:
+        return int(self.epoch.numpy())
+
+    @property
+    def epoch_step(self) -> int:
+        return int(self.step_in_epoch.numpy())
+
+    def restore(self):
+        """Loads the newest checkpoint that loads (an older one if the newest is torn)."""
+        path = self._restore_newest()
+        if path is None:
+            return
+        if os.path.exists(self.history_path):
+            with open(self.history_path) as f:
+                history = json.load(f)
+            # The history may be ahead of an older checkpoint: keep what the checkpoint has done.
+            self.history = {name: values[: self.epochs_done] for name, values in history.items()}
+        patience = self.config.patience
+        self.stopped_early = patience is not None and int(self.wait.numpy()) >= patience
+        step = int(self.checkpoint.optimizer.iterations.numpy())
+        print(f"Resuming from {path}: {self.epochs_done} epoch(s) and {self.epoch_step} step(s) of the next done, "
+              f"optimizer step {step}.")
+
+    def _restore_newest(self):
+        paths = list(reversed(self.manager.checkpoints))
+        for path in paths:
+            try:
+                self.checkpoint.restore(path).assert_existing_objects_matched()
+                return path
+            except (tf.errors.OpError, ValueError, AssertionError) as error:
+                print(f"warning: checkpoint {path} does not load ({type(error).__name__}); trying an older one",
+                      file=sys.stderr)
+        if paths:
+            raise UserError(f"no checkpoint in {self.manager.directory} loads; move that directory away "
+                            "to start over, or pass another output directory")
+        return None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_index = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step_in_epoch.assign_add(1)
+        if self.epoch_step >= self.steps:
+            return  # the epoch's last step: on_epoch_end saves, with the validation results
+        step = int(self.model.optimizer.iterations.numpy())
+        if self.interrupted.is_set():
+            raise TrainingInterrupted(self._save(step), step)
+        every = self.config.checkpoint_every_steps
+        if every and step % every == 0:
+            self._save(step)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        for name, value in logs.items():
+            self.history.setdefault(name, []).append(float(value))
+        self.epoch.assign(epoch + 1)
+        self.step_in_epoch.assign(0)
+        val_loss = logs.get("val_loss")
+        if val_loss is not None:
+            self._early_stopping(epoch, float(val_loss))
+        atomic_write_json(self.history_path, self.history)
+        step = int(self.model.optimizer.iterations.numpy())
+        path = self._save(step)
+        if self.interrupted.is_set():
+            raise TrainingInterrupted(path, step)
+
+    def _save(self, step) -> str:
+        """Saves a checkpoint numbered by the optimizer step, after checking the weights are finite."""
+        if not all(bool(tf.reduce_all(tf.math.is_finite(v))) for v in self.model.trainable_variables):
+            raise TrainingDivergedError(
+                f"the weights became NaN or Inf by optimizer step {step} (epoch {self._epoch_index + 1}); "
+                "not saving them. Lower the learning rate or set clipnorm; training can resume from "
+                f"the last checkpoint ({self.manager.latest_checkpoint})."
+            )
+        return self.manager.save(checkpoint_number=step)
+
+    def _early_stopping(self, epoch, val_loss):
+        if val_loss < float(self.best_val_loss.numpy()) - self.config.min_delta:
+            self.best_val_loss.assign(val_loss)
+            self.best_epoch.assign(epoch + 1)
+            self.wait.assign(0)
+            self.best_manager.save(checkpoint_number=epoch + 1)
+            return
+        self.wait.assign_add(1)
+        if self.config.patience is not None and int(self.wait.numpy()) >= self.config.patience:
+            self.stopped_early = True
+            self.model.stop_training = True
+            print(f"Early stopping after epoch {epoch + 1}: val_loss has not improved for "
+                  f"{self.config.patience} epoch(s); best {float(self.best_val_loss.numpy()):.4f} "
+                  f"at epoch {int(self.best_epoch.numpy())}.")
+
+    def restore_best(self):
+        """Loads the weights of the epoch with the lowest validation loss, if any was recorded."""
+        if self.best_manager.latest_checkpoint is not None and int(self.best_epoch.numpy()) < int(self.epoch.numpy()):
+            self.best_manager.checkpoint.restore(self.best_manager.latest_checkpoint).expect_partial()
+
+    def summary(self) -> dict:
+        best_epoch = int(self.best_epoch.numpy()) or None
+        return {
+            "history": self.history,
+            "epochs": int(self.epoch.numpy()),
+            "best_epoch": best_epoch,
+            "best_val_loss": float(self.best_val_loss.numpy()) if best_epoch else None,
+            "stopped_early": self.stopped_early,
+            "final": {name: values[-1] for name, values in self.history.items() if values},
+        }
+
+
+def atomic_write_json(path, data):
+    """Writes through a temporary file and a rename, so a crash never leaves half a file."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=1)
+    os.replace(tmp, path)
