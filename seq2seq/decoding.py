@@ -92,7 +92,8 @@ class Search:
     candidates, those that end in the end token *and* rank among the first
     `width` become finished; the best `width` others stay alive. A row is done
     when it holds `width` finished hypotheses (fairseq's rule, which makes a
-    width-1 beam exactly greedy) or has nothing left alive; the loop stops when
+    width-1 beam exactly greedy), when no alive hypothesis can beat its best
+    finished one any more (`_settled`), or has nothing left alive; the loop stops when
     every row is done or at `max_length`. A row with no finished hypothesis then
     returns its best alive one, cut at `max_length`.
     """
@@ -120,7 +121,7 @@ class Search:
         loop = self._initial_loop(initial_state, batch_size, max_length)
         loop = tf.while_loop(
             lambda loop: (loop.step < max_length) & ~tf.reduce_all(loop.done),
-            lambda loop: (self._advance(step_fn, loop, min_length),),
+            lambda loop: (self._advance(step_fn, loop, min_length, max_length),),
             (loop,),
         )[0]
         return self._best(loop, max_length)
@@ -152,7 +153,7 @@ class Search:
             ),
         )
 
-    def _advance(self, step_fn, loop, min_length):
+    def _advance(self, step_fn, loop, min_length, max_length):
         """One decoding step: run the model once, extend, finish, reselect."""
         batch, width = tf.shape(loop.inputs)[0], self.width
         logits, model_state, attention = step_fn(tf.reshape(loop.inputs, [-1]), loop.model_state)
@@ -172,13 +173,14 @@ class Search:
             }
         found = tf.reduce_sum(tf.cast(finished.scores > _VALID, tf.int32), axis=1)
         nothing_alive = tf.reduce_all(alive_log_probs <= _VALID, axis=1)
+        settled = self._settled(finished.scores[:, 0], alive_log_probs, max_length)
         step = loop.step
         return _Loop(
             step=step + 1,
             inputs=tf.gather(tokens, alive_from, batch_dims=1),
             alive_log_probs=tf.maximum(alive_log_probs, _NEG),
             finished=finished,
-            done=loop.done | (found >= width) | nothing_alive,
+            done=loop.done | (found >= width) | nothing_alive | settled,
             model_state=model_state,
             history=_History(
                 tokens=loop.history.tokens.write(step, tokens),
@@ -210,6 +212,18 @@ class Search:
         merged = tf.nest.map_structure(lambda a, b: tf.concat([a, b], axis=1), loop.finished, new)
         _, keep = tf.math.top_k(merged.scores, k=self.width)
         return tf.nest.map_structure(lambda x: tf.gather(x, keep, batch_dims=1), merged)
+
+    def _settled(self, best_finished, alive_log_probs, max_length):
+        """[batch] bool: no alive hypothesis can still beat the row's best finished one.
+
+        Log-probabilities only fall as a hypothesis grows and the length
+        penalty only grows with length, so an alive hypothesis can at best
+        finish with its current sum over the penalty of `max_length`. Once the
+        best finished score reaches that bound for every alive slot, the row's
+        result is decided: stopping it changes no output, only the steps run.
+        """
+        bound = tf.reduce_max(alive_log_probs, axis=1) / self._penalty(max_length)
+        return (best_finished > _VALID) & (best_finished >= bound)
 
     def _penalty(self, length):
         return ((5.0 + tf.cast(length, tf.float32)) / 6.0) ** self.length_penalty

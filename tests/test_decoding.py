@@ -233,3 +233,31 @@ def test_bad_arguments_name_the_value_received(kwargs, message):
     model = TreeModel(ABC)
     with pytest.raises(ValueError, match=message):
         decoding.beam_search_decode(model.step, model.initial_state(), 1, **kwargs)
+
+
+class CountingTree(TreeModel):
+    """A TreeModel that counts its steps."""
+
+    steps = 0
+
+    def step(self, token_ids, state):
+        self.steps += 1
+        return super().step(token_ids, state)
+
+
+# "a." finishes at step 1 with 0.9; every other path is below 0.1 at once and
+# keeps going ("b", "bb", ...): only a fourth finished hypothesis ends fairseq's rule.
+SETTLES_EARLY = tree({"": {"a": 0.9, "b": 0.1}, "a": {".": 0.9, "a": 0.1},
+                      **{"b" * n: {"b": 1.0} for n in range(1, 12)},
+                      **{"a" + "a" * n: {"a": 1.0} for n in range(1, 12)}})
+
+
+@pytest.mark.parametrize("length_penalty", [0.0, 0.6])
+def test_a_row_stops_once_no_alive_hypothesis_can_beat_its_best_finished_one(length_penalty):
+    model = CountingTree(SETTLES_EARLY, max_length=10)
+    result = model.beam(4, length_penalty=length_penalty)
+    assert as_strings(result.token_ids) == ["a._________"[:10]]
+    best_alive_bound = math.log(0.9 * 0.1) / ((5 + 10) / 6) ** length_penalty
+    finished = math.log(0.9 * 0.9) / ((5 + 2) / 6) ** length_penalty
+    assert finished >= best_alive_bound  # so the row is settled at the step that finishes "a."
+    assert model.steps == 2  # not max_length: no other hypothesis ever finishes
