@@ -98,6 +98,7 @@ def build_translator(config: RunConfig, vocab_size: int):
         vocab_size=vocab_size, embed_dim=model.embed_dim, units=model.units,
         encoder_layers=model.encoder_layers, bidirectional=model.bidirectional,
         attention=model.attention, dropout=model.dropout, saliency_weight=model.saliency_weight,
+        dtype=model.precision,
     )
 
 

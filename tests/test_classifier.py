@@ -132,3 +132,15 @@ def test_from_translator_shares_the_encoder(rng, tmp_path):
     penalized = Translator(vocab_size=VOCAB, embed_dim=8, units=4, saliency_weight=1.0)
     assert Classifier.from_translator(penalized, 2, saliency_weight=1.0).use_cudnn is False
     assert Classifier.from_translator(penalized, 2).use_cudnn is False  # follows the encoder
+
+
+def test_a_bfloat16_classifier_reloads_with_bfloat16_layers(rng, tmp_path):
+    model = Classifier(**SMALL, dtype="mixed_bfloat16")
+    assert {layer.dtype_policy.name for layer in model._flatten_layers()} == {"mixed_bfloat16"}
+    ids = padded_ids(rng, [6, 2, 4])
+    before = numpy_outputs(model(ids))
+    path = tmp_path / "classifier.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert {layer.dtype_policy.name for layer in loaded._flatten_layers()} == {"mixed_bfloat16"}
+    np.testing.assert_array_equal(before["probabilities"], numpy_outputs(loaded(ids))["probabilities"])

@@ -113,3 +113,25 @@ def test_max_train_words_filters_only_the_training_split():
     assert short.train == [pair for pair in full.train if len(pair.source.split()) <= 4]
     assert 0 < len(short.train) < len(full.train)
     assert (short.valid, short.test) == (full.valid, full.test)
+
+
+def test_model_precision_builds_a_bfloat16_translator():
+    from seq2seq.translation import build_translator
+
+    config = config_io.build(RunConfig, {}, config_io.parse_overrides(
+        ["model.precision=mixed_bfloat16", "model.units=4", "model.embed_dim=4"]))
+    translator = build_translator(config, vocab_size=20)
+    assert translator.dtype_policy.name == "mixed_bfloat16"
+    assert translator.output_projection.dtype_policy.name == "mixed_bfloat16"
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["model.precision=float16"], "Expected model.precision in ('float32', 'mixed_bfloat16')"),
+    (["model.precision=mixed_bfloat16", "model.saliency_weight=1"], "with a saliency penalty is not supported"),
+])
+def test_a_bad_precision_is_a_clear_error(tmp_path, capsys, overrides, message):
+    argv = ["train", "--out", str(tmp_path / "x")]
+    for override in overrides:
+        argv += ["--set", override]
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err

@@ -255,3 +255,19 @@ def test_real_positions_step_falls_back_for_sample_weights_and_saliency(rng):
     assert loss_sees_positions(model, (source, target), np.ones(3, "float32")) == target_out.shape
     unprojected = Translator(**SMALL, project_real_only=False)
     assert loss_sees_positions(unprojected, (source, target)) == target_out.shape
+
+
+def test_a_bfloat16_translator_computes_in_bfloat16_and_reloads_as_it_was(rng, tmp_path):
+    model = Translator(**SMALL, bidirectional=True, dtype="mixed_bfloat16")
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is left alone
+    layers = [layer for layer in model._flatten_layers() if layer is not model]
+    assert {layer.dtype_policy.name for layer in layers} == {"mixed_bfloat16"}
+    assert all(variable.dtype == "float32" for variable in model.trainable_variables)
+    source, target = batch(rng)
+    before = model((source, target))
+    assert before["logits"].dtype == "float32"  # cast up for the softmax and the loss
+    path = tmp_path / "translator.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert {layer.dtype_policy.name for layer in loaded._flatten_layers()} == {"mixed_bfloat16"}
+    np.testing.assert_array_equal(before["logits"], loaded((source, target))["logits"])

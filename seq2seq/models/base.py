@@ -20,6 +20,8 @@ written once and sees a model only through these hooks:
 step and plain inference run the same code.
 """
 
+import contextlib
+
 import keras
 import tensorflow as tf
 
@@ -97,6 +99,22 @@ class SaliencyModel(keras.Model):
         # Real tokens seen this epoch (target tokens for sequence targets, else
         # source tokens): the progress bar's tokens/s.
         self.tokens_tracker = keras.metrics.Sum(name="tokens")
+
+    @contextlib.contextmanager
+    def sublayer_dtype_policy(self):
+        """Creates the layers made inside it under this model's dtype policy.
+
+        Keras gives a new layer the global policy, not its parent's: a
+        `Translator(dtype="mixed_bfloat16")`, or one reloaded from a `.keras`
+        file, would otherwise build float32 sublayers. Subclasses create their
+        sublayers in this context.
+        """
+        previous = keras.config.dtype_policy()
+        keras.config.set_dtype_policy(self.dtype_policy)
+        try:
+            yield
+        finally:
+            keras.config.set_dtype_policy(previous)
 
     @property
     def needs_second_derivative(self) -> bool:

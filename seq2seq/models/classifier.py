@@ -75,16 +75,17 @@ class Classifier(SaliencyModel):
         self.dropout = float(dropout)
         self.use_cudnn = resolve_use_cudnn(use_cudnn, self.needs_second_derivative)
 
-        if shared is None:
-            self.source_embedding = keras.layers.Embedding(
-                vocab_size, embed_dim, mask_zero=True, name="source_embedding")
-            self.encoder = LSTMEncoder(units, encoder_layers, self.bidirectional, self.dropout,
-                                       self.use_cudnn, name="encoder")
-        else:
-            self.source_embedding, self.encoder = shared
-        self.pooling = FeedForwardAttention(return_attention=True, name="attention_pooling")
-        self.classifier_head = keras.layers.Dense(num_classes, name="classifier_head")
-        self.dropout_layer = keras.layers.Dropout(self.dropout)
+        with self.sublayer_dtype_policy():
+            if shared is None:
+                self.source_embedding = keras.layers.Embedding(
+                    vocab_size, embed_dim, mask_zero=True, name="source_embedding")
+                self.encoder = LSTMEncoder(units, encoder_layers, self.bidirectional, self.dropout,
+                                           self.use_cudnn, name="encoder")
+            else:
+                self.source_embedding, self.encoder = shared
+            self.pooling = FeedForwardAttention(return_attention=True, name="attention_pooling")
+            self.classifier_head = keras.layers.Dense(num_classes, name="classifier_head")
+            self.dropout_layer = keras.layers.Dropout(self.dropout)
         # (jit_compile, lookup_table) -> tf.function, in a plain object:
         # SavedModel export and checkpoints ignore it (a dict would be tracked).
         self._predict_functions = types.SimpleNamespace(cache={})

@@ -104,24 +104,25 @@ class Translator(SaliencyModel):
         self.use_cudnn = resolve_use_cudnn(use_cudnn, self.needs_second_derivative)
         self.project_real_only = bool(project_real_only)
 
-        self.source_embedding = keras.layers.Embedding(
-            vocab_size, embed_dim, mask_zero=True, name="source_embedding")
-        self.target_embedding = keras.layers.Embedding(
-            self.target_vocab_size, embed_dim, mask_zero=True, name="target_embedding")
-        self.encoder = LSTMEncoder(units, encoder_layers, self.bidirectional, self.dropout,
-                                   self.use_cudnn, name="encoder")
-        self.decoder_units = self.encoder.output_dim
-        self.decoder_lstms = [
-            keras.layers.LSTM(self.decoder_units, return_sequences=True, return_state=True,
-                              use_cudnn=self.use_cudnn, name=f"decoder_lstm_{i}")
-            for i in range(self.decoder_layers)
-        ]
-        self.attention = SourceAttention(score=attention, name="attention")
-        self.attention_combine = keras.layers.Dense(
-            self.decoder_units, activation="tanh", name="attention_combine")
-        self.output_projection = keras.layers.Dense(
-            self.target_vocab_size, name="output_projection")
-        self.dropout_layer = keras.layers.Dropout(self.dropout)
+        with self.sublayer_dtype_policy():
+            self.source_embedding = keras.layers.Embedding(
+                vocab_size, embed_dim, mask_zero=True, name="source_embedding")
+            self.target_embedding = keras.layers.Embedding(
+                self.target_vocab_size, embed_dim, mask_zero=True, name="target_embedding")
+            self.encoder = LSTMEncoder(units, encoder_layers, self.bidirectional, self.dropout,
+                                       self.use_cudnn, name="encoder")
+            self.decoder_units = self.encoder.output_dim
+            self.decoder_lstms = [
+                keras.layers.LSTM(self.decoder_units, return_sequences=True, return_state=True,
+                                  use_cudnn=self.use_cudnn, name=f"decoder_lstm_{i}")
+                for i in range(self.decoder_layers)
+            ]
+            self.attention = SourceAttention(score=attention, name="attention")
+            self.attention_combine = keras.layers.Dense(
+                self.decoder_units, activation="tanh", name="attention_combine")
+            self.output_projection = keras.layers.Dense(
+                self.target_vocab_size, name="output_projection")
+            self.dropout_layer = keras.layers.Dropout(self.dropout)
         self.build()
 
     # --- building and saving ---------------------------------------------------
