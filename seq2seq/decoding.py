@@ -158,7 +158,7 @@ class Search:
         batch, width = tf.shape(loop.inputs)[0], self.width
         logits, model_state, attention = step_fn(tf.reshape(loop.inputs, [-1]), loop.model_state)
         log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))
-        log_probs += _forbidden_bias(tf.shape(log_probs)[-1], loop.step >= min_length)
+        log_probs += forbidden_token_bias(tf.shape(log_probs)[-1], loop.step >= min_length)
         total = loop.alive_log_probs[:, :, None] + tf.reshape(log_probs, [batch, width, -1])
         cand_log_probs, parents, tokens = self.candidates(total)
         finished = self._finish(loop, cand_log_probs, tokens)
@@ -395,10 +395,12 @@ def _tile(tensor, width):
     return tensor if width == 1 else tf.repeat(tensor, width, axis=0)
 
 
-def _forbidden_bias(vocab, end_allowed):
-    """[vocab]: _NEG on PAD_ID and START_ID always, on END_ID before min_length."""
+def forbidden_token_bias(vocab, end_allowed=True):
+    """[vocab] added to log-probabilities or logits: _NEG on PAD_ID and START_ID (never emitted),
+    and on END_ID unless `end_allowed` (before `min_length`); 0 elsewhere."""
     ids = tf.range(vocab)
-    forbidden = (ids == PAD_ID) | (ids == START_ID) | ((ids == END_ID) & ~end_allowed)
+    end_forbidden = tf.logical_not(tf.convert_to_tensor(end_allowed, tf.bool))
+    forbidden = (ids == PAD_ID) | (ids == START_ID) | ((ids == END_ID) & end_forbidden)
     return tf.where(forbidden, _NEG, 0.0)
 
 

@@ -241,6 +241,7 @@ def _baseline_decoder(setup: dict):
     """Greedy decoding that re-runs the teacher-forced model over the whole prefix each step."""
     import tensorflow as tf
 
+    from seq2seq.decoding import forbidden_token_bias
     from seq2seq.tokens import END_ID, PAD_ID, START_ID
 
     translator, max_length = setup["translator"], setup["max_length"]
@@ -249,8 +250,8 @@ def _baseline_decoder(setup: dict):
     @tf.function(input_signature=[ids, ids])
     def next_tokens(source_ids, prefix):
         logits = translator((source_ids, prefix), training=False)["logits"][:, -1, :]  # [batch, vocab]
-        forbidden = tf.one_hot(PAD_ID, tf.shape(logits)[-1]) + tf.one_hot(START_ID, tf.shape(logits)[-1])
-        return tf.argmax(tf.cast(logits, tf.float32) - 1e9 * forbidden, axis=-1, output_type=tf.int32)
+        logits = tf.cast(logits, tf.float32) + forbidden_token_bias(tf.shape(logits)[-1])
+        return tf.argmax(logits, axis=-1, output_type=tf.int32)
 
     def decode(source_ids):
         batch = tf.shape(source_ids)[0]
@@ -271,18 +272,18 @@ def _measure_tutorial(setup: dict, texts: list[str]) -> tuple[list, float]:
     """Decodes `texts` one at a time the tutorials' way; returns hypotheses and total seconds."""
     import tensorflow as tf
 
+    from seq2seq.decoding import forbidden_token_bias
     from seq2seq.inference import source_ids
-    from seq2seq.tokens import END_ID, PAD_ID, START_ID
+    from seq2seq.tokens import END_ID, START_ID
 
     translator, max_length = setup["translator"], setup["max_length"]
-    vocab = setup["tokenizer"].vocab_size
-    forbidden = 1e9 * (tf.one_hot(PAD_ID, vocab) + tf.one_hot(START_ID, vocab))
+    forbidden = forbidden_token_bias(setup["tokenizer"].vocab_size)
 
     def decode(source):
         prefix = [START_ID]
         for _ in range(max_length):
             logits = translator((source, tf.constant([prefix], tf.int32)), training=False)["logits"]
-            token = int(tf.argmax(tf.cast(logits[0, -1], tf.float32) - forbidden))
+            token = int(tf.argmax(tf.cast(logits[0, -1], tf.float32) + forbidden))
             prefix.append(token)
             if token == END_ID:
                 break
