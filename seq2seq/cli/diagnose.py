@@ -69,7 +69,7 @@ def register(subparsers) -> None:
         "--json", type=Path, metavar="OUT.json", help="also write the report as JSON"
     )
     output.add_argument("--plots", type=Path, metavar="DIR", help="also write PNG charts into DIR")
-    parser.set_defaults(handler=run)
+    parser.set_defaults(handler=run, without_tensorflow=True)  # only --model decodes (it starts TF itself)
 
 
 def run(args: argparse.Namespace) -> int:
