@@ -121,7 +121,7 @@ def test_total_loss_has_a_gradient_for_every_weight(kind):
     if not model.built:
         model.build()
     with tf.GradientTape(persistent=True) as tape:
-        _, _, task_loss, penalty = model._forward_and_losses(inputs, annotation, y, None, training=True)
+        _, _, _, task_loss, penalty = model._forward_and_losses(inputs, annotation, y, None, training=True)
         loss = task_loss + model.saliency_weight * penalty
     names = [v.path for v in model.trainable_variables]
     missing = [n for n, g in zip(names, tape.gradient(loss, model.trainable_variables)) if g is None]

@@ -245,8 +245,8 @@ def test_real_positions_step_falls_back_for_sample_weights_and_saliency(rng):
 
         translator.compile(loss=MaskedSparseCrossentropy())
         inputs, annotation = translator.split_inputs(x)
-        outputs, _, _, _ = translator._forward_and_losses(inputs, annotation, target_out, sample_weight,
-                                                          training=False)
+        outputs, _, _, _, _ = translator._forward_and_losses(inputs, annotation, target_out, sample_weight,
+                                                             training=False)
         return tuple(outputs["logits"].shape[:2])
 
     assert model.project_real_only

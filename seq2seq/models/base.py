@@ -41,7 +41,7 @@ class SaliencyModel(keras.Model):
 
     The defaults are the variant that removed a decoy shortcut on the decoy
     task at two model sizes and learning rates with one lambda range
-    (100-1000; `seq2seq.saliency.RECOMMENDED_SALIENCY_WEIGHT` = 300): the
+    (100-1000; `seq2seq.saliency.RECOMMENDED_SALIENCY_WEIGHT` = 1000): the
     original `"sum_squared"` reduction is evaded at every lambda (signs cancel
     across the embedding), and without `"share"` the working lambda moves with
     model size and learning rate, between "evaded" and "stops learning".
@@ -175,9 +175,8 @@ class SaliencyModel(keras.Model):
         self._build_on(x)
         inputs, annotation = self.split_inputs(x)
         with tf.GradientTape() as tape:
-            outputs, y, task_loss, penalty = self._forward_and_losses(inputs, annotation, y, sample_weight,
-                                                                      training=True)
-            loss = task_loss if penalty is None else task_loss + self.saliency_weight * penalty
+            outputs, y, loss, task_loss, penalty = self._forward_and_losses(inputs, annotation, y,
+                                                                            sample_weight, training=True)
             scaled_loss = self.optimizer.scale_loss(loss)
         variables = self.trainable_variables
         self.optimizer.apply(tape.gradient(scaled_loss, variables), variables)
@@ -188,9 +187,8 @@ class SaliencyModel(keras.Model):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         self._build_on(x)
         inputs, annotation = self.split_inputs(x)
-        outputs, y, task_loss, penalty = self._forward_and_losses(inputs, annotation, y, sample_weight,
-                                                                  training=False)
-        loss = task_loss if penalty is None else task_loss + self.saliency_weight * penalty
+        outputs, y, loss, task_loss, penalty = self._forward_and_losses(inputs, annotation, y, sample_weight,
+                                                                        training=False)
         return self._update_metrics(x, inputs, y, outputs, sample_weight, loss, task_loss, penalty)
 
     def _build_on(self, x):
@@ -204,7 +202,7 @@ class SaliencyModel(keras.Model):
             self(x, training=False)
 
     def _forward_and_losses(self, inputs, annotation, y, sample_weight, training):
-        """Forward pass; returns (outputs, y, task_loss, penalty or None), losses replica-scaled.
+        """Forward pass; returns (outputs, y, loss, task_loss, penalty or None), losses replica-scaled.
 
         `y` is the targets the loss and metrics compared `outputs` with: those
         given, or fewer when `task_forward` keeps only some positions.
@@ -231,7 +229,10 @@ class SaliencyModel(keras.Model):
             outputs, y = self.task_forward(inputs, embedding, y, sample_weight, training=training)
             penalty = None
         task_loss = self._compute_loss(x=inputs, y=y, y_pred=outputs, sample_weight=sample_weight, training=training)
-        return outputs, y, task_loss, None if penalty is None else tf.cast(penalty, task_loss.dtype)
+        if penalty is None:
+            return outputs, y, task_loss, task_loss, None
+        penalty = tf.cast(penalty, task_loss.dtype)
+        return outputs, y, task_loss + self.saliency_weight * penalty, task_loss, penalty
 
     def task_forward(self, inputs, source_embedding, y, sample_weight, training=False):
         """The forward pass of a step without the penalty, and the targets its loss compares with.
