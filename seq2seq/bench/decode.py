@@ -72,6 +72,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args) -> dict:
     import keras
 
+    from seq2seq.bench.train import gettext_split
     from seq2seq.errors import UserError
 
     for flag, value in (("--sentences", args.sentences), ("--batch-size", args.batch_size),
@@ -80,7 +81,7 @@ def run(args) -> dict:
         if value is not None and value < 1:
             raise UserError(f"{flag} must be at least 1; received {value}")
     keras.utils.set_random_seed(args.seed)  # first: seeding clears TF's kernel cache (tokenizer resources)
-    split = _gettext_split(args.target, args.locale_dir)
+    split = gettext_split(args.target, args.locale_dir)
     texts = [pair.source for pair in split.test[: args.sentences]]
     setup = _load_run(args) if args.model else _fresh_translator(args, split.train)
     hypotheses, seconds = _measure(_source_batches(setup, texts), {
@@ -144,17 +145,6 @@ def _report(setup: dict, hypotheses: dict, seconds: dict, *, kit_repeats: int) -
 
 
 # ----------------------------------------------------------------------------- setup
-
-
-def _gettext_split(target: str, locale_dir: str):
-    from seq2seq.data.gettext import read_gettext
-    from seq2seq.data.split import split_pairs
-    from seq2seq.run_config import DataConfig
-
-    defaults = DataConfig()
-    pairs, _ = read_gettext(target, locale_dir=locale_dir)
-    return split_pairs(pairs, seed=0, valid_fraction=defaults.valid_fraction,
-                       test_fraction=defaults.test_fraction)
 
 
 def _load_run(args) -> dict:
