@@ -18,7 +18,6 @@ weight is given, `DEFAULT_SALIENCY_WEIGHT` applies (`resolve_saliency_weight`).
 
 import dataclasses
 import json
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,7 +46,6 @@ METRICS_FILE = "metrics.json"
 DEFAULT_SALIENCY_WEIGHT = RECOMMENDED_SALIENCY_WEIGHT
 # Texts per call of the fast predict path (bounds memory on big inputs).
 PREDICT_CHUNK = 16384
-_WORD = re.compile(r"\S+")  # a whitespace word, as str.split() finds it
 
 
 @dataclass(frozen=True)
@@ -319,24 +317,18 @@ def _encode_with_words(run: ClassifierRun, texts: list[str]):
     """(ids int32 [texts, time] = pieces + END, padded; per text, the word index of each kept piece)."""
     import tensorflow as tf
 
-    from seq2seq.data.pipeline import encode_sources
+    from seq2seq.data.pipeline import encode_sources_with_offsets, word_end_bytes
 
     max_len = run.config.batching.max_source_len
-    strings = tf.constant(texts, tf.string)
-    ids = encode_sources(strings, run.tokenizer, max_len).to_tensor().numpy()
-    _, starts, _ = run.tokenizer.tokenize_with_offsets(strings)
+    ids, starts = encode_sources_with_offsets(tf.constant(texts, tf.string), run.tokenizer, max_len)
+    ids = ids.to_tensor().numpy()
     piece_words = []
     for text, piece_starts in zip(texts, starts.numpy()):
-        word_ends = np.array(_word_end_bytes(text), np.int64)
+        word_ends = np.array(word_end_bytes(text), np.int64)
         # A piece belongs to the first word ending after it starts (its start is the space before the word).
         words = np.searchsorted(word_ends, piece_starts[: max_len - 1], side="right")
         piece_words.append(np.minimum(words, max(len(word_ends) - 1, 0)))
     return ids, piece_words
-
-
-def _word_end_bytes(text: str) -> list[int]:
-    """UTF-8 byte offset just past each whitespace word (`str.split()`) of `text`."""
-    return [len(text[: match.end()].encode("utf-8")) for match in _WORD.finditer(text)]
 
 
 def predictions(run: ClassifierRun, texts: list[str]) -> list[dict]:

@@ -105,6 +105,18 @@ def encode_sources(strings, tokenizer, max_source_len: int) -> tf.RaggedTensor:
     return _with_end(tokenizer.tokenize(strings), max_source_len)
 
 
+def encode_sources_with_offsets(strings, tokenizer, max_source_len: int):
+    """`encode_sources` and each piece's start byte, from one tokenization.
+
+    Returns:
+        (ids tf.RaggedTensor int32 [batch, None] as `encode_sources` gives,
+        starts tf.RaggedTensor int64 [batch, None]: the UTF-8 byte offset
+        where each piece of the uncut text starts).
+    """
+    pieces, starts, _ = tokenizer.tokenize_with_offsets(strings)
+    return _with_end(pieces, max_source_len), starts
+
+
 def encode_targets(strings, tokenizer, max_target_len: int) -> tuple[tf.RaggedTensor, tf.RaggedTensor]:
     """Decoder input [START] + pieces and output pieces + [END], each at most `max_target_len`.
 
@@ -173,7 +185,7 @@ def _annotation_columns(texts, annotations) -> dict:
     _check_aligned(texts=texts, annotations=annotations)
     ends, values = [], []
     for index, (text, annotation) in enumerate(zip(texts, annotations)):
-        word_ends = _word_end_bytes(text)
+        word_ends = word_end_bytes(text)
         if len(word_ends) != len(annotation):
             raise UserError(
                 f"annotation {index} has {len(annotation)} values but its text has {len(word_ends)} "
@@ -192,7 +204,7 @@ def _flat(rows):
     return (value for row in rows for value in row)
 
 
-def _word_end_bytes(text: str) -> list[int]:
+def word_end_bytes(text: str) -> list[int]:
     """UTF-8 byte offset just past each whitespace word of `text`."""
     return [len(text[: match.end()].encode("utf-8")) for match in _WORD.finditer(text)]
 
