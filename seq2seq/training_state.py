@@ -17,6 +17,7 @@ import threading
 import keras
 import tensorflow as tf
 
+from seq2seq.atomic import atomic_write_json
 from seq2seq.errors import UserError
 
 CHECKPOINT_DIR = "checkpoints"
@@ -178,11 +179,3 @@ class TrainingState(keras.callbacks.Callback):
             "stopped_early": self.stopped_early,
             "final": {name: values[-1] for name, values in self.history.items() if values},
         }
-
-
-def atomic_write_json(path, data):
-    """Writes through a temporary file and a rename, so a crash never leaves half a file."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=1)
-    os.replace(tmp, path)

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from seq2seq import config_io
+from seq2seq.atomic import atomic_write_text
 from seq2seq.data.reader import Pair, read_corpus
 from seq2seq.data.split import Split, split_pairs
 from seq2seq.errors import UserError
@@ -225,16 +226,10 @@ def prepare_run_dir(config: RunConfig, run_dir: Path, log=print) -> Path:
         if changed:
             log("resuming with changed settings: " + ", ".join(changed))
     try:
-        _atomic_write_text(config_path, written)
+        atomic_write_text(config_path, written)
     except OSError as error:
         raise UserError(f"cannot write to run directory {str(run_dir)!r}: {error.strerror}") from None
     return run_dir
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 # ----------------------------------------------------------------------------- using a run
