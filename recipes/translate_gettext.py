@@ -93,8 +93,7 @@ def run(config: RunConfig, out: str) -> int:
     from pathlib import Path
 
     from seq2seq.attention_plot import save_attention_heatmaps
-    from seq2seq.export import export_translator
-    from seq2seq.translation import attention_alignments, load_run, train_run, translate_texts
+    from seq2seq.translation import attention_alignments, export_run, load_run, train_run, translate_texts
 
     metrics = train_run(config, out, log=lambda message: print(message, file=sys.stderr))
     run = load_run(out)
@@ -105,10 +104,7 @@ def run(config: RunConfig, out: str) -> int:
     heatmap = save_attention_heatmaps(attention_alignments(run, SAMPLES[:3]), Path(out) / "attention.png")
     exported = Path(out) / "exported"
     if not exported.exists():
-        decode = config.decode
-        export_translator(run.translator, run.tokenizer, exported, max_source_len=config.batching.max_source_len,
-                          beam_size=decode.beam_size, max_length=decode.max_length,
-                          length_penalty=decode.length_penalty)
+        export_run(run, exported)
     print(f"\nattention heatmap: {heatmap}\nexported translator: {exported}\n"
           f"translate more with: seq2seq translate --model {out}")
     return 0

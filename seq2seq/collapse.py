@@ -190,12 +190,11 @@ def decode_run(run, pairs, beam_size=None) -> tuple[list[list[int]], list[list[i
     `run` is a `seq2seq.translation.TranslationRun` (`load_run(directory)`);
     `beam_size` None uses the run's.
     """
+    from seq2seq.translation import decode_options
+
     config = run.config
-    predictions = decode_ids(
-        run.translator, run.tokenizer, [pair.source for pair in pairs],
-        max_source_len=config.batching.max_source_len, max_length=config.decode.max_length,
-        beam_size=beam_size or config.decode.beam_size, length_penalty=config.decode.length_penalty,
-        batch_size=config.decode.batch_size)
+    predictions = decode_ids(run.translator, run.tokenizer, [pair.source for pair in pairs],
+                             batch_size=config.decode.batch_size, **decode_options(run, beam_size=beam_size))
     references = reference_ids(run.tokenizer, [pair.target for pair in pairs], config.batching.max_target_len)
     return predictions, references
 

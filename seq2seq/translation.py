@@ -263,13 +263,26 @@ def translate_texts(run: TranslationRun, texts: list[str], *, beam_size=None, ma
     """Translates `texts` in length-sorted batches; returns strings in input order."""
     from seq2seq.inference import translate_batches
 
-    decode = run.config.decode
     return translate_batches(
-        run.translator, run.tokenizer, texts, max_source_len=run.config.batching.max_source_len,
-        beam_size=beam_size or decode.beam_size, max_length=max_length or decode.max_length,
-        length_penalty=decode.length_penalty, batch_size=batch_size or decode.batch_size,
-        progress=progress,
+        run.translator, run.tokenizer, texts, batch_size=batch_size or run.config.decode.batch_size,
+        progress=progress, **decode_options(run, beam_size=beam_size, max_length=max_length),
     )
+
+
+def decode_options(run: TranslationRun, *, beam_size=None, max_length=None) -> dict:
+    """The run's decoding settings (source cut, beam, max length, length penalty) as keyword
+    arguments; `beam_size` and `max_length` override the run's when given."""
+    decode = run.config.decode
+    return dict(max_source_len=run.config.batching.max_source_len, beam_size=beam_size or decode.beam_size,
+                max_length=max_length or decode.max_length, length_penalty=decode.length_penalty)
+
+
+def export_run(run: TranslationRun, out_dir, *, beam_size=None, max_length=None):
+    """`export_translator` with the run's decoding settings; returns the export's path."""
+    from seq2seq.export import export_translator
+
+    return export_translator(run.translator, run.tokenizer, out_dir,
+                             **decode_options(run, beam_size=beam_size, max_length=max_length))
 
 
 def evaluate_pairs(run: TranslationRun, pairs: list[Pair], *, beam_size=None, progress=False) -> dict:

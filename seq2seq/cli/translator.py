@@ -143,15 +143,8 @@ def run_evaluate(args) -> int:
 
 
 def run_export(args) -> int:
-    from seq2seq.export import export_translator
-    from seq2seq.translation import load_run
+    from seq2seq.translation import export_run, load_run
 
-    run = load_run(args.model)
-    decode = run.config.decode
-    path = export_translator(
-        run.translator, run.tokenizer, args.out, max_source_len=run.config.batching.max_source_len,
-        beam_size=args.beam or decode.beam_size, max_length=args.max_length or decode.max_length,
-        length_penalty=decode.length_penalty,
-    )
+    path = export_run(load_run(args.model), args.out, beam_size=args.beam, max_length=args.max_length)
     log(f"exported to {path}")
     return 0
