@@ -56,6 +56,28 @@ def test_token_id_lines_and_healthy_outputs(tmp_path, capsys):
     assert (report["verdict"], report["kind"], report["unterminated_rate"]) == ("healthy", "ids", 0)
 
 
+def test_looping_at_the_references_length_is_healthy_and_printed_as_a_note(tmp_path, capsys):
+    # 7 words each side; "le le le" loops (1 of 2 outputs) and "le" makes 3/7 against 1/7.
+    predictions = write(tmp_path / "pred.txt", ["le le le chat", "un oiseau bleu"])
+    references = write(tmp_path / "ref.txt", ["le chien est noir", "un oiseau bleu"])
+    out_json = tmp_path / "r.json"
+    argv = ["diagnose", "--predictions", predictions, "--references", references]
+    assert main(argv + ["--json", str(out_json)]) == 0
+    stdout = capsys.readouterr().out
+    assert stdout.startswith("End-token collapse diagnosis: HEALTHY")
+    assert "Why:" not in stdout
+    notes = stdout.split("Notes:")[1]
+    assert "50.0% of non-empty outputs repeat a token 3+ times" in notes
+    assert "the end token is not the problem here" in notes
+    report = json.loads(out_json.read_text())
+    assert (report["verdict"], report["reasons"], report["fixes"]) == ("healthy", [], [])
+    assert report["length_ratio"] == 1.0 and report["repetition_rate"] == 0.5
+    assert report["top_token"] == "le" and report["top_token_share"] == pytest.approx(3 / 7)
+    assert report["reference_top_token_share"] == pytest.approx(1 / 7)
+    assert "one token, 'le', makes 42.9% of the output tokens" in report["notes"][1]
+    assert "Train longer" in report["notes"][2]
+
+
 def test_padding_masked_flag_reaches_the_report(files, tmp_path):
     out_json = tmp_path / "r.json"
     argv = ["diagnose", "--predictions", files["predictions"], "--references", files["references"]]

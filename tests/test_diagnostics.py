@@ -108,7 +108,7 @@ def test_half_empty_is_collapsed_at_the_threshold():
     assert diagnosis.verdict == "collapsed"
 
 
-def test_outputs_that_never_end_and_loop_are_at_risk():
+def test_outputs_that_never_end_and_loop_are_at_risk_for_the_late_end():
     predictions = [[5, 6, 7, 8, 9, 5], [5, 5, 5, 6]]
     diagnosis = diagnose(predictions, [[5, 6, E], [7, E]])
     stats = diagnosis.outputs
@@ -119,16 +119,26 @@ def test_outputs_that_never_end_and_loop_are_at_risk():
     assert stats.end_share_by_position == (0.0, 0.0, 0.0)
     assert stats.reference_end_share_by_position == (0.0, 0.5, 1.0)
     assert diagnosis.verdict == "at_risk"
-    assert len(diagnosis.reasons) == 3  # long, never ends, repeats
+    assert len(diagnosis.reasons) == 2  # long, never ends: the loop is a note
+    assert "3.33x the references' length" in diagnosis.reasons[0]
+    assert "100.0% of outputs never emit the end token" in diagnosis.reasons[1]
     assert any("under-predicted" in fix for fix in diagnosis.fixes)
+    assert "50.0% of non-empty outputs repeat a token 3+ times" in diagnosis.notes[0]
+    assert diagnosis.notes[1].startswith("The outputs also run long")
 
 
-def test_text_repetition_and_dominant_token():
+def test_text_repetition_and_dominant_token_at_about_the_references_length_is_healthy():
     stats = analyze_outputs(["a a a b", "a c"], ["x y z", "a c"])
     assert stats.repetition_rate == 0.5
     assert stats.top_token == "a" and stats.top_token_share == 4 / 6
     assert stats.reference_top_token_share == 1 / 5
-    assert diagnose(["a a a b", "a c"], ["x y z", "a c"]).verdict == "at_risk"
+    assert stats.length_ratio == 6 / 5  # within 0.8-1.5x
+    diagnosis = diagnose(["a a a b", "a c"], ["x y z", "a c"])
+    assert diagnosis.verdict == "healthy"
+    assert diagnosis.reasons == () and diagnosis.fixes == ()
+    assert "50.0% of non-empty outputs repeat" in diagnosis.notes[0]
+    assert "one token, 'a', makes 66.7% of the output tokens (references: 20.0%" in diagnosis.notes[1]
+    assert "the end token is not the problem here" in diagnosis.notes[2]
 
 
 def test_padding_before_end_keeps_its_step_but_is_not_a_token():
@@ -203,24 +213,99 @@ def test_collapsed_short_outputs_dominated_by_a_token_are_not_told_they_run_long
     stats = diagnosis.outputs
     assert stats.length_ratio == 5 / 16 and stats.top_token_share == 1.0
     assert stats.repetition_rate == 1 / 3  # one of the three non-empty outputs
-    assert diagnosis.verdict == "at_risk"  # 25% empty, 0.31x: at risk, just not collapsed
-    assert any("one token, 5," in reason for reason in diagnosis.reasons)
+    assert stats.empty_rate == 1 / 4
+    # 25% empty, END first in 25%, 0.31x: at risk from the early END, just not collapsed.
+    assert diagnosis.verdict == "at_risk"
+    assert len(diagnosis.reasons) == 4  # empty, END first, short, END-padded targets
+    assert not any("one token" in reason or "repeat" in reason for reason in diagnosis.reasons)
+    assert "33.3% of non-empty outputs repeat" in diagnosis.notes[0]
+    assert "one token, 5, makes 100.0% of the output tokens" in diagnosis.notes[1]
+    assert diagnosis.notes[2].startswith("The outputs also end early")
     assert not any("under-predicted" in fix or fix.startswith("Outputs run long") for fix in diagnosis.fixes)
     assert diagnosis.fixes[0].startswith("Pad targets with 0")
     collapsed = diagnose(SHORT_REPEATING[1:] + [[E]], SHORT_REFERENCES)  # half empty
     assert collapsed.verdict == "collapsed"
-    assert any("one token, 5," in reason for reason in collapsed.reasons)
+    assert collapsed.outputs.repetition_rate == 0.0  # [5] and [5]: no run of 3
+    assert "one token, 5, makes 100.0%" in collapsed.notes[0]
+    assert collapsed.notes[1].startswith("The outputs also end early")
     assert not any("under-predicted" in fix or fix.startswith("Outputs run long") for fix in collapsed.fixes)
     assert any(fix.startswith("Down-weight the end token") for fix in collapsed.fixes)
 
 
-def test_a_dominant_token_at_the_right_length_is_undertraining_not_a_late_end():
+def test_looping_in_empty_outputs_is_the_collapse_and_a_note():
+    # One output of three 5s, three empty: 75% empty, 3 of 16 tokens (0.19x).
+    diagnosis = diagnose([[5, 5, 5, E], [E], [E], [E]], SHORT_REFERENCES)
+    stats = diagnosis.outputs
+    assert (stats.empty_rate, stats.first_token_end_rate) == (0.75, 0.75)
+    assert stats.length_ratio == 3 / 16
+    assert stats.repetition_rate == 1.0 and stats.top_token_share == 1.0
+    assert diagnosis.verdict == "collapsed"
+    assert len(diagnosis.reasons) == 3  # empty, END first, short
+    assert "100.0% of non-empty outputs repeat" in diagnosis.notes[0]
+    assert diagnosis.notes[2].startswith("The outputs also end early")
+
+
+def test_a_dominant_token_at_the_right_length_is_a_content_note_not_a_verdict():
     predictions = [[5, 5, 5, 6, E], [5, 5, 5, 7, E], [5, 8, 5, 9, E], [5, 6, 5, 5, E]]
     diagnosis = diagnose(predictions, SHORT_REFERENCES)
-    assert diagnosis.outputs.length_ratio == 1.0 and diagnosis.outputs.top_token_share == 11 / 16
+    stats = diagnosis.outputs
+    # 5 is 11 of the 16 output tokens; in the references 6, 7, 8 and 9 are 4 of 16 each.
+    assert stats.length_ratio == 1.0 and stats.top_token_share == 11 / 16
+    assert stats.reference_top_token_share == 4 / 16
+    assert stats.repetition_rate == 2 / 4  # 5 5 5 in the first two; the last ends 5 5, a run of 2
+    assert diagnosis.verdict == "healthy"
+    assert diagnosis.reasons == () and diagnosis.fixes == ()
+    assert "50.0% of non-empty outputs repeat" in diagnosis.notes[0]
+    assert "one token, 5, makes 68.8% of the output tokens (references: 25.0%" in diagnosis.notes[1]
+    assert diagnosis.notes[2].startswith("Outputs loop on a token")
+    assert "Train longer" in diagnosis.notes[2]
+    assert "the end token is not the problem here" in diagnosis.notes[2]
+
+
+def test_looping_at_the_references_length_is_healthy_with_a_repetition_note():
+    # One output in four repeats 5 three times; every output has its reference's 4 tokens.
+    predictions = [[5, 5, 5, 6, E], [6, 7, 8, 9, E], [7, 8, 9, 6, E], [8, 9, 6, 7, E]]
+    diagnosis = diagnose(predictions, SHORT_REFERENCES)
+    stats = diagnosis.outputs
+    assert stats.length_ratio == 1.0 and stats.unterminated_rate == 0.0
+    assert stats.repetition_rate == 1 / 4
+    # 6 four times of 16 (5, 7, 8 and 9 three times): below 30%, so no dominant-token note.
+    assert stats.top_token == 6 and stats.top_token_share == 4 / 16
+    assert diagnosis.verdict == "healthy"
+    assert diagnosis.reasons == () and diagnosis.fixes == ()
+    assert diagnosis.notes[0] == (
+        "Content note (does not set the verdict): 25.0% of non-empty outputs repeat a token "
+        "3+ times in a row (noted at >= 20%)."
+    )
+    assert "the end token is not the problem here" in diagnosis.notes[1]
+    assert diagnosis.notes[2].startswith("No training targets given")
+    text = diagnosis.to_text()
+    assert text.startswith("End-token collapse diagnosis: HEALTHY")
+    assert "repetition (a token 3+ times in a row)" in text and "25.0%" in text
+    assert "No fix needed for the end token; the notes below" in text
+    assert "Train longer" in text.split("Notes:")[1]
+    report = json.loads(json.dumps(diagnosis.to_dict()))
+    assert report["notes"] == list(diagnosis.notes)
+    assert (report["reasons"], report["fixes"]) == ([], [])
+    assert (report["repetition_rate"], report["top_token_share"]) == (0.25, 0.25)
+
+
+def test_looping_and_long_outputs_are_at_risk_for_the_late_end():
+    # Each output says its reference's 4 tokens, then its last token 4 more times: 2x long.
+    predictions = [[5, 6, 7, 8, 8, 8, 8, 8, E], [6, 7, 8, 9, 9, 9, 9, 9, E],
+                   [7, 8, 9, 6, 6, 6, 6, 6, E], [8, 9, 6, 7, 7, 7, 7, 7, E]]
+    diagnosis = diagnose(predictions, SHORT_REFERENCES)
+    stats = diagnosis.outputs
+    assert stats.length_ratio == 32 / 16 and stats.unterminated_rate == 0.0
+    assert stats.repetition_rate == 1.0
+    # 6, 7 and 8 eight times each of 32 (first seen: 6), 9 seven times, 5 once.
+    assert stats.top_token == 6 and stats.top_token_share == 8 / 32
     assert diagnosis.verdict == "at_risk"
-    assert len(diagnosis.fixes) == 1 and diagnosis.fixes[0].startswith("Outputs loop on a token")
-    assert "Train longer" in diagnosis.fixes[0]
+    assert diagnosis.reasons == ("outputs are 2.00x the references' length (at risk above 1.5x)",)
+    assert len(diagnosis.fixes) == 1 and diagnosis.fixes[0].startswith("Outputs run long")
+    assert "100.0% of non-empty outputs repeat" in diagnosis.notes[0]
+    assert diagnosis.notes[1].startswith("The outputs also run long")
+    assert not any("not the problem here" in note for note in diagnosis.notes)
 
 
 def test_collapse_with_clean_targets_suggests_training_longer():
@@ -256,6 +341,10 @@ def test_to_dict_is_json_with_the_promised_keys():
     assert report["targets"]["end_padded"] is True
     assert report["targets"]["class_counts"]["3"] == 10
     assert report["thresholds"]["collapsed_empty_rate"] == 0.5
+    for key in ("reasons", "fixes", "notes", "repetition_rate", "top_token", "top_token_share"):
+        assert key in report
+    # ALL_END_FIRST outputs no token at all: nothing loops, so no content note.
+    assert not any(note.startswith("Content note") for note in report["notes"])
 
 
 def test_text_report_names_verdict_measures_and_fixes():

@@ -2,12 +2,14 @@
 
 `diagnose(predictions, references, targets=None)` measures decoded outputs
 (token ids or text) against references and, when given, the training targets,
-and returns a `Diagnosis`: a verdict (`collapsed`, `at_risk`, `healthy`), the
-reasons, the fixes that apply, `to_dict()` for JSON and `to_text()` for people.
+and returns a `Diagnosis`: a verdict about the end token (`collapsed`,
+`at_risk`, `healthy`), the reasons, the fixes that apply, notes (looping or a
+dominant token is a content note, not a reason), `to_dict()` for JSON and
+`to_text()` for people.
 `save_plots(diagnosis, directory)` writes the PNG charts (needs matplotlib).
 
 Modules: `outputs` (measures on outputs), `targets` (class counts, padding),
-`verdict` (thresholds, verdict, fixes), `report` (`Diagnosis`), `plots`.
+`verdict` (thresholds, verdict, fixes, content notes), `report` (`Diagnosis`), `plots`.
 """
 
 from seq2seq.diagnostics.outputs import OutputStats, analyze_outputs

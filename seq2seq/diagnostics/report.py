@@ -1,4 +1,4 @@
-"""`diagnose()`: measures, verdict and fixes in one `Diagnosis`, as JSON or text."""
+"""`diagnose()`: measures, verdict, fixes and notes in one `Diagnosis`, as JSON or text."""
 
 import dataclasses
 from collections.abc import Iterable, Sequence
@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from seq2seq.diagnostics.outputs import REPEAT_RUN, OutputStats, analyze_outputs
 from seq2seq.diagnostics.targets import TargetStats, analyze_targets
-from seq2seq.diagnostics.verdict import Thresholds, fixes, judge
+from seq2seq.diagnostics.verdict import Thresholds, content_notes, fixes, judge
 from seq2seq.tokens import END_ID, PAD_ID, START_ID
 
 TEXT_POSITIONS = 12
@@ -15,12 +15,14 @@ TEXT_POSITIONS = 12
 
 @dataclass(frozen=True)
 class Diagnosis:
-    """The verdict, why, what to do, and the measures it was read from."""
+    """The verdict about END, why, what to do, notes, and the measures it was read from."""
 
     verdict: str  # "collapsed", "at_risk" or "healthy"
-    reasons: tuple[str, ...]  # the measures that set the verdict, with their thresholds
-    fixes: tuple[str, ...]  # most likely first; empty when healthy
-    notes: tuple[str, ...]  # how to read the numbers in this case
+    reasons: tuple[str, ...]  # the END measures that set the verdict, with their thresholds
+    fixes: tuple[str, ...]  # END fixes, most likely first; empty when healthy
+    # Content findings that do not set the verdict (looping, a dominant token)
+    # with their advice, first; then how to read the numbers in this case.
+    notes: tuple[str, ...]
     outputs: OutputStats
     targets: TargetStats | None
     thresholds: Thresholds
@@ -86,7 +88,7 @@ def diagnose(
         verdict=verdict,
         reasons=tuple(reasons),
         fixes=tuple(fixes(verdict, outputs, target_stats, thresholds, end_id)),
-        notes=tuple(notes(outputs, target_stats, end_id)),
+        notes=tuple(content_notes(outputs, thresholds) + notes(outputs, target_stats, end_id)),
         outputs=outputs,
         targets=target_stats,
         thresholds=thresholds,
@@ -95,7 +97,7 @@ def diagnose(
 
 
 def notes(outputs: OutputStats, targets: TargetStats | None, end_id: int) -> list[str]:
-    """What the reader needs to know to read the numbers of this case right."""
+    """What the reader needs to know to read the numbers of this case right (not the content notes)."""
     found = []
     if outputs.kind == "text":
         found.append(
@@ -121,17 +123,23 @@ def notes(outputs: OutputStats, targets: TargetStats | None, end_id: int) -> lis
 
 
 def render_text(diagnosis: Diagnosis) -> str:
-    """The report a person reads: verdict, measures beside the references, fixes."""
+    """The report a person reads: verdict, measures beside the references, fixes, notes."""
     lines = [f"End-token collapse diagnosis: {diagnosis.verdict.upper()}", ""]
     lines += _output_lines(diagnosis.outputs)
     lines += _position_lines(diagnosis.outputs)
     if diagnosis.targets is not None:
         lines += _target_lines(diagnosis.targets, diagnosis.end_id)
     lines += _list_section("Why", diagnosis.reasons, bullet="-")
-    fix_lines = diagnosis.fixes or ("No fix needed.",)
+    fix_lines = diagnosis.fixes or (_no_fix(diagnosis),)
     lines += _list_section("Fixes, most likely first", fix_lines, bullet="number")
     lines += _list_section("Notes", diagnosis.notes, bullet="-")
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _no_fix(diagnosis: Diagnosis) -> str:
+    if content_notes(diagnosis.outputs, diagnosis.thresholds):
+        return "No fix needed for the end token; the notes below say what the content needs."
+    return "No fix needed."
 
 
 def _output_lines(stats: OutputStats) -> list[str]:

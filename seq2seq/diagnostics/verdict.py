@@ -1,20 +1,25 @@
-"""From measures to a verdict and to the fixes that apply to this case.
+"""From measures to a verdict about the end token, the fixes, and the content notes.
 
-The verdict is read from the outputs; the training targets, when given, can
-raise `healthy` to `at_risk` (end-padded, unmasked targets collapse sooner or
-later) and decide which fixes are offered and with which numbers.
+The verdict is about END only and is read from the outputs; the training
+targets, when given, can raise `healthy` to `at_risk` (end-padded, unmasked
+targets collapse sooner or later) and decide which fixes are offered and with
+which numbers.
 
 - `collapsed`: the model's usual answer is END: at least half of the outputs
   are empty or start with END, or the outputs are under 0.3x the references'
   length.
-- `at_risk`: a milder form of the same, or the opposite failure (END
-  under-predicted: outputs run long or never end), or outputs that loop on a
-  token or are dominated by one, or targets that reward predicting END.
-
-The fixes follow the case: "END is under-predicted" only when the outputs are
-long or never end; a dominant or repeated token in short outputs is part of a
-collapse (or an undertrained decoder), not a late END.
+- `at_risk`: a milder form of the same (END too early), or the opposite
+  failure (END under-predicted: outputs run long or never end), or targets
+  that reward predicting END.
 - `healthy`: none of the above.
+
+Outputs that loop on a token or are dominated by one are measured and
+reported as content notes (`content_notes`), not reasons: they do not set the
+verdict. At the references' length they mean the decoder has not learned the
+content yet; when they run long, the late-END checks already catch them; in
+short or empty outputs they are part of a collapse, which the early-END checks
+catch. The fixes follow the case: "END is under-predicted" only when the
+outputs are long or never end.
 """
 
 from dataclasses import dataclass
@@ -43,19 +48,25 @@ class Thresholds:
     # Above 1.5x, or one output in ten never ending: END is under-predicted.
     at_risk_long_ratio: float = 1.5
     at_risk_unterminated_rate: float = 0.1
-    # One non-empty output in five looping on a token (REPEAT_RUN+ in a row).
+    # Content notes, not the verdict (the names predate that; kept for callers
+    # and the JSON): one non-empty output in five looping on a token (REPEAT_RUN+
+    # in a row), or one token making 30% of the output and twice its share in
+    # the references, is noted with its advice whatever the verdict.
     at_risk_repetition_rate: float = 0.2
-    # One token making 30% of the output (and twice its share in the references).
     at_risk_top_token_share: float = 0.3
 
 
 def judge(
     outputs: OutputStats, targets: TargetStats | None, thresholds: Thresholds
 ) -> tuple[str, list[str]]:
-    """Returns the verdict and the reasons for it (collapse reasons first)."""
+    """Returns the verdict and the reasons for it (collapse reasons first).
+
+    Only END findings count: collapse, early END, late END and targets that
+    reward END. Looping and a dominant token are `content_notes`, not reasons.
+    """
     collapse = collapse_reasons(outputs, thresholds)
     risks = early_end_reasons(outputs, thresholds) + late_end_reasons(outputs, thresholds)
-    risks += repetition_reasons(outputs, thresholds) + target_reasons(targets)
+    risks += target_reasons(targets)
     if collapse:
         return "collapsed", collapse + [r for r in risks if r not in collapse]
     return ("at_risk", risks) if risks else ("healthy", [])
@@ -103,25 +114,51 @@ def late_end_reasons(outputs: OutputStats, t: Thresholds) -> list[str]:
     return reasons
 
 
-def repetition_reasons(outputs: OutputStats, t: Thresholds) -> list[str]:
-    """The outputs loop on a token or one token dominates them, whatever their length.
-
-    Long outputs that loop are END under-predicted; short ones that repeat one
-    token are a collapse or an undertrained decoder: the lengths tell which.
-    """
-    reasons = []
+def repetition_findings(outputs: OutputStats, t: Thresholds) -> list[str]:
+    """The outputs loop on a token or one token dominates them, whatever their length."""
+    found = []
     if outputs.repetition_rate >= t.at_risk_repetition_rate:
-        reasons.append(
+        found.append(
             f"{outputs.repetition_rate:.1%} of non-empty outputs repeat a token "
-            f"{REPEAT_RUN}+ times in a row (at risk at >= {t.at_risk_repetition_rate:.0%})"
+            f"{REPEAT_RUN}+ times in a row (noted at >= {t.at_risk_repetition_rate:.0%})"
         )
     if _top_token_dominates(outputs, t):
-        reasons.append(
+        found.append(
             f"one token, {outputs.top_token!r}, makes {outputs.top_token_share:.1%} of the output "
-            f"tokens (references: {outputs.reference_top_token_share or 0:.1%}; at risk at "
+            f"tokens (references: {outputs.reference_top_token_share or 0:.1%}; noted at "
             f">= {t.at_risk_top_token_share:.0%} and twice the references')"
         )
-    return reasons
+    return found
+
+
+def content_notes(outputs: OutputStats, t: Thresholds) -> list[str]:
+    """Looping or a dominant token, and what it means at these lengths; no verdict.
+
+    At about the references' length it is the content, not END; long outputs
+    that loop are the late END of the reasons, short ones part of an early END.
+    """
+    found = repetition_findings(outputs, t)
+    if not found:
+        return []
+    notes = [f"Content note (does not set the verdict): {finding}." for finding in found]
+    if late_end_reasons(outputs, t):
+        notes.append(
+            "The outputs also run long or never end: the late-END reasons and fixes above "
+            "cover the loop (END is under-predicted, or the model is undertrained)."
+        )
+    elif early_end_reasons(outputs, t):
+        notes.append(
+            "The outputs also end early: a token that loops or dominates in short outputs is "
+            "part of the early END (or of an undertrained decoder), not a late END; the END "
+            "fixes above come first."
+        )
+    else:
+        notes.append(
+            "Outputs loop on a token or one token dominates them, at about the references' "
+            "length: the decoder has not learned the content yet. Train longer (check that the "
+            "training loss still falls); the end token is not the problem here."
+        )
+    return notes
 
 
 def target_reasons(targets: TargetStats | None) -> list[str]:
@@ -141,12 +178,14 @@ def fixes(
     thresholds: Thresholds,
     end_id: int,
 ) -> list[str]:
-    """The fixes that apply to this case, most likely first; none when healthy."""
+    """The END fixes that apply to this case, most likely first; none when healthy.
+
+    Advice on looping at the references' length is in `content_notes`.
+    """
     if verdict == "healthy":
         return []
     early = bool(early_end_reasons(outputs, thresholds))
     late = bool(late_end_reasons(outputs, thresholds))
-    looping = bool(repetition_reasons(outputs, thresholds))
     data = data_fixes(targets)
     found = list(data)
     if early or (targets is not None and targets.end_padded and not late):
@@ -167,12 +206,6 @@ def fixes(
             "towards 1, or weight only the END padding (end_padding_weights); check that every "
             "target ends with END; cap decoding with a max length; an undertrained model loops "
             "too, so check the loss still falls."
-        )
-    elif looping and not early:
-        found.append(
-            "Outputs loop on a token or one token dominates them, at about the references' "
-            "length: the decoder has not learned the content yet. Train longer (check that the "
-            "training loss still falls); the end token is not the problem here."
         )
     return found
 
