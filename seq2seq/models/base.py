@@ -92,13 +92,9 @@ class SaliencyModel(keras.Model):
         self.saliency_target = saliency_target
         self.saliency_reduction = saliency_reduction
         self.saliency_normalization = saliency_normalization
-        # "loss" is Keras' own tracker (created by `compile`); these join it.
-        self.task_loss_tracker = keras.metrics.Mean(name="task_loss")
-        self.saliency_penalty_tracker = keras.metrics.Mean(name="saliency_penalty")
-        self.accuracy_tracker = keras.metrics.Mean(name="accuracy")
-        # Real tokens seen this epoch (target tokens for sequence targets, else
-        # source tokens): the progress bar's tokens/s.
-        self.tokens_tracker = keras.metrics.Sum(name="tokens")
+        # "loss" is Keras' own tracker (created by `compile`); the other terms
+        # join it from one variable, updated once per step.
+        self.step_totals = StepTotals()
 
     @contextlib.contextmanager
     def sublayer_dtype_policy(self):
@@ -254,18 +250,17 @@ class SaliencyModel(keras.Model):
     def _update_metrics(self, x, inputs, y, outputs, sample_weight, loss, task_loss, penalty):
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         batch_size = tf.shape(tf.nest.flatten(x)[0])[0]
-        if penalty is None:
-            penalty = tf.zeros_like(task_loss)
-        for tracker, value in (
-            (self._loss_tracker, loss),
-            (self.task_loss_tracker, task_loss),
-            (self.saliency_penalty_tracker, penalty),
-        ):
-            if tracker is not None:
-                tracker.update_state(value * replicas, sample_weight=batch_size)
+        if self._loss_tracker is not None:
+            self._loss_tracker.update_state(loss * replicas, sample_weight=batch_size)
         correct, real = _correct_predictions(y, outputs["logits"])
-        self.accuracy_tracker.update_state(correct, sample_weight=real)
-        self.tokens_tracker.update_state(self._count_tokens(inputs, outputs["logits"], real))
+        self.step_totals.update_state(
+            task_loss=task_loss * replicas,
+            penalty=tf.zeros_like(task_loss) if penalty is None else penalty * replicas,
+            batch_size=batch_size,
+            correct=correct,
+            real=real,
+            tokens=self._count_tokens(inputs, outputs["logits"], real),
+        )
         return self.compute_metrics(x, y, outputs, sample_weight=sample_weight)
 
     def _count_tokens(self, inputs, logits, real_targets):
@@ -293,13 +288,61 @@ def _logits(y_pred):
 
 
 def _correct_predictions(y_true, logits):
-    """(correct, weight): per-example [batch] or per-real-token [batch, tgt_time] accuracy."""
-    predictions = tf.argmax(logits, axis=-1, output_type=tf.int32)
+    """(correct, weight): per-example [batch] or per-real-token [batch, tgt_time] accuracy.
+
+    A prediction is correct when the true class's logit is the largest: one
+    max-reduction over the classes, cheaper on a CPU than an argmax (a tie
+    with another class, which float logits make vanishingly rare, counts as
+    correct).
+    """
     if logits.shape.rank == 3:
         y_true = tf.cast(y_true, tf.int32)
         real = tf.not_equal(y_true, PAD_ID)
     else:
         y_true = tf.reshape(tf.cast(y_true, tf.int32), [-1])
         real = tf.ones_like(y_true, dtype=tf.bool)
-    correct = tf.cast(tf.equal(predictions, y_true), logits.dtype)
+    true_logit = tf.gather(logits, y_true, batch_dims=logits.shape.rank - 1)
+    correct = tf.cast(true_logit >= tf.reduce_max(logits, axis=-1), logits.dtype)
     return correct, tf.cast(real, logits.dtype)
+
+
+@keras.saving.register_keras_serializable(package="seq2seq")
+class StepTotals(keras.metrics.Metric):
+    """The train step's own terms, summed in one variable and updated once per step.
+
+    Five `Mean`/`Sum` trackers cost a dozen small ops each per step, a few
+    percent of a small model's step; one vector costs one update. `result()`
+    is a dict, which Keras spreads into the logs:
+    `task_loss`, `saliency_penalty` (means over examples), `accuracy` (over
+    real tokens or examples) and `tokens` (real tokens this epoch).
+    """
+
+    # Slots of the running sums.
+    _TASK, _PENALTY, _EXAMPLES, _CORRECT, _REAL, _TOKENS = range(6)
+
+    def __init__(self, name="step_totals", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.totals = self.add_variable(shape=(6,), initializer="zeros", name="totals")
+
+    def update_state(self, task_loss, penalty, batch_size, correct, real, tokens):
+        """Per-example means weighted by `batch_size`; `correct`/`real` of any shape, summed."""
+        dtype = self.totals.dtype
+        examples = tf.cast(batch_size, dtype)
+        correct, real = tf.cast(correct, dtype), tf.cast(real, dtype)
+        self.totals.assign_add(tf.stack([
+            tf.cast(task_loss, dtype) * examples,
+            tf.cast(penalty, dtype) * examples,
+            examples,
+            tf.reduce_sum(correct * real),
+            tf.reduce_sum(real),
+            tf.cast(tokens, dtype),
+        ]))
+
+    def result(self):
+        t = self.totals
+        return {
+            "task_loss": tf.math.divide_no_nan(t[self._TASK], t[self._EXAMPLES]),
+            "saliency_penalty": tf.math.divide_no_nan(t[self._PENALTY], t[self._EXAMPLES]),
+            "accuracy": tf.math.divide_no_nan(t[self._CORRECT], t[self._REAL]),
+            "tokens": t[self._TOKENS],
+        }
