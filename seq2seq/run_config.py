@@ -14,6 +14,7 @@ from seq2seq.data.batching import BatchingConfig
 CORPORA = ("gettext", "tsv", "aligned", "generated")
 LOSSES = ("masked", "boundary")
 STRATEGIES = ("none", "mirrored", "multiworker")
+LR_SCHEDULES = ("constant", "cosine")
 PRECISIONS = ("float32", "mixed_bfloat16")
 
 
@@ -98,6 +99,9 @@ class TrainingConfig:
 
     epochs: int = 10
     learning_rate: float = 2e-3
+    # "constant", or "cosine": anneal to 2% of learning_rate over the epochs,
+    # or over max_minutes if that runs out first (`seq2seq.callbacks.CosineDecay`).
+    lr_schedule: str = "constant"
     clipnorm: float = 1.0
     # Epochs without a better validation loss before stopping.
     patience: int = 2
@@ -125,6 +129,8 @@ class TrainingConfig:
             raise ValueError(f"Expected train.loss in {LOSSES}. Received: loss={self.loss!r}")
         if self.strategy not in STRATEGIES:
             raise ValueError(f"Expected train.strategy in {STRATEGIES}. Received: strategy={self.strategy!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"Expected train.lr_schedule in {LR_SCHEDULES}. Received: lr_schedule={self.lr_schedule!r}")
         if self.checkpoint_every_steps < 0:
             raise ValueError("Expected train.checkpoint_every_steps >= 0. "
                              f"Received: checkpoint_every_steps={self.checkpoint_every_steps!r}")

@@ -35,7 +35,7 @@ PROBE_SIZE = 32
 # [train] settings a resumed run may change: they steer what comes next, not what was trained.
 # Free space a run directory needs to start (the exact need is checked once the model is built).
 MIN_FREE_BYTES = 16 << 20
-RESUMABLE_TRAIN_FIELDS = ("epochs", "learning_rate", "clipnorm", "patience", "max_minutes",
+RESUMABLE_TRAIN_FIELDS = ("epochs", "learning_rate", "lr_schedule", "clipnorm", "patience", "max_minutes",
                           "checkpoint_every_steps", "strategy", "deterministic")
 
 
@@ -177,8 +177,8 @@ def train_run(config: RunConfig, run_dir, *, progress: bool = True, log=print) -
 
 
 def _training_callbacks(config: RunConfig, translator, tokenizer, split: Split) -> list:
-    """The end-token collapse monitor on a small validation probe, and the time budget."""
-    from seq2seq.callbacks import CollapseMonitor, TimeBudget
+    """The end-token collapse monitor on a small validation probe, the time budget, the learning-rate decay."""
+    from seq2seq.callbacks import CollapseMonitor, CosineDecay, TimeBudget
 
     probes = split.valid[:PROBE_SIZE]
 
@@ -188,8 +188,11 @@ def _training_callbacks(config: RunConfig, translator, tokenizer, split: Split) 
 
     callbacks = [CollapseMonitor(decode_probes, [p.source for p in probes], [p.target for p in probes],
                                  padding_masked=True)]
-    if config.train.max_minutes:
-        callbacks.append(TimeBudget(config.train.max_minutes * 60))
+    seconds = config.train.max_minutes * 60 or None
+    if seconds:
+        callbacks.append(TimeBudget(seconds))
+    if config.train.lr_schedule == "cosine":
+        callbacks.append(CosineDecay(seconds))
     return callbacks
 
 

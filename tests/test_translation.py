@@ -128,8 +128,9 @@ def test_model_precision_builds_a_bfloat16_translator():
 @pytest.mark.parametrize("overrides, message", [
     (["model.precision=float16"], "Expected model.precision in ('float32', 'mixed_bfloat16')"),
     (["model.precision=mixed_bfloat16", "model.saliency_weight=1"], "with a saliency penalty is not supported"),
+    (["train.lr_schedule=linear"], "Expected train.lr_schedule in ('constant', 'cosine')"),
 ])
-def test_a_bad_precision_is_a_clear_error(tmp_path, capsys, overrides, message):
+def test_a_bad_setting_is_a_clear_error(tmp_path, capsys, overrides, message):
     argv = ["train", "--out", str(tmp_path / "x")]
     for override in overrides:
         argv += ["--set", override]
