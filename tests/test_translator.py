@@ -234,7 +234,7 @@ def test_real_positions_step_matches_the_padded_step(rng):
 
 
 def test_real_positions_step_falls_back_for_sample_weights_and_saliency(rng):
-    model = Translator(**SMALL, saliency_weight=1.0)
+    model = Translator(**SMALL, saliency_weight=1.0, project_real_only=True)
     source, target = batch(rng)
     annotation = (source != PAD_ID).astype("float32")
     target_out = target_out_of(target)
@@ -253,7 +253,7 @@ def test_real_positions_step_falls_back_for_sample_weights_and_saliency(rng):
     assert loss_sees_positions(model, (source, target, annotation)) == target_out.shape  # penalty: all
     assert loss_sees_positions(model, (source, target)) == (1, real)  # gathered real positions
     assert loss_sees_positions(model, (source, target), np.ones(3, "float32")) == target_out.shape
-    unprojected = Translator(**SMALL, project_real_only=False)
+    unprojected = Translator(**SMALL)  # the default: every position
     assert loss_sees_positions(unprojected, (source, target)) == target_out.shape
 
 
