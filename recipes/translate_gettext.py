@@ -1,6 +1,6 @@
 """English→French (or any locale) translator from this machine's gettext catalogs, end to end.
 
-    python recipes/translate_gettext.py --out runs/en-fr            # about 13 minutes on 2 CPU cores
+    python recipes/translate_gettext.py --out runs/en-fr            # about 17 minutes on 2 CPU cores
     python recipes/translate_gettext.py --quick --out runs/en-fr    # about 2 minutes
     python recipes/translate_gettext.py --target de --out runs/en-de
 
@@ -28,7 +28,7 @@ from seq2seq.run_config import (  # noqa: E402
 
 SAMPLES = ["Open file", "Save as", "Print the document", "Close the window", "Search for files"]
 
-# The full run: about 13 minutes on an idle 2-core CPU (8 epochs of ~80 s),
+# The full run: about 17 minutes on a 2-core CPU (8 epochs of 1.5-2.5 minutes),
 # seeded and deterministic, so it gives the same model and numbers every time
 # on the same machine (more time under load, never other results). Every
 # pair, a 2,000-piece vocabulary (8,000 spreads the epochs too thin: test
