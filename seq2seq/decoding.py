@@ -10,8 +10,15 @@ The decoders never see a model, only the translator's incremental contract:
 position on the previous token and the carried state (LSTM state, attention
 context); it never re-reads the growing prefix. Beam search reorders every
 state entry along axis 0 when beams are reselected, except the entries that
-`step_fn` returns unchanged (the very same tensor, e.g. encoder outputs): those
-are identical across a row's beams, so reordering them would be a no-op.
+`step_fn` returns unchanged (the very same tensor): those are identical across
+a row's beams, so reordering them would be a no-op. Per-source constants (the
+encoder memory) go in `source_state` instead: one row per source, never tiled
+(`encode_and_decode` puts there what the translator lists in `per_source_state`).
+
+Only rows still searching reach `step_fn`: once a row is done its hypotheses
+leave the batch (gathered out, results scattered back), so `step_fn` sees a
+batch that shrinks as sentences end, and a batch of mixed lengths costs the
+sum of its rows' steps, not its longest row's steps times its size.
 
 Output conventions, the same for every strategy (`DecodeResult`):
 - `token_ids` [batch, max_length] int32: the hypothesis *with* its end token,
@@ -73,13 +80,28 @@ class _History(NamedTuple):
     attention: tf.TensorArray  # [batch, width, src_time]: per alive slot
 
 
-class _Loop(NamedTuple):
-    step: tf.Tensor  # scalar int32
+class _Rows(NamedTuple):
+    """What the search holds per input row (`model_state`: per hypothesis, [batch * width, ...])."""
+
     inputs: tf.Tensor  # [batch, width] tokens fed at this step
     alive_log_probs: tf.Tensor  # [batch, width]; _NEG for a dead slot
     finished: _Finished
     done: tf.Tensor  # [batch] bool
     model_state: dict
+
+
+class _Records(NamedTuple):
+    """One step's entries of the `_History`, [batch, ...]."""
+
+    tokens: tf.Tensor  # [batch, candidates]
+    parents: tf.Tensor  # [batch, candidates]
+    alive_from: tf.Tensor  # [batch, width]
+    attention: tf.Tensor  # [batch, width, src_time]
+
+
+class _Loop(NamedTuple):
+    step: tf.Tensor  # scalar int32
+    rows: _Rows
     history: _History
 
 
@@ -108,20 +130,41 @@ class Search:
         self.width = width
         self.length_penalty = float(length_penalty)
 
-    def candidates(self, total_log_probs):
-        """Hook: [batch, width, vocab] prefix log-prob sums -> candidates.
+    def candidates(self, logits, shift, bias):
+        """Hook: the extensions of the alive hypotheses worth keeping.
 
-        Returns `(log_probs, parents, tokens)`, each [batch, n] with n >= width,
-        sorted best first: a candidate extends alive slot `parents` with `tokens`.
+        A candidate (slot s, token v) has the log-prob sum
+        `shift[b, s] + logits[b, s, v] + bias[v]` (`top_candidates` ranks them
+        without materialising that [batch, width, vocab] sum).
+
+        Args:
+            logits: [batch, width, vocab] this step's logits.
+            shift: [batch, width] each alive slot's log-prob sum minus its logsumexp.
+            bias: [vocab] 0, or _NEG on tokens that may not be emitted now.
+        Returns:
+            `(log_probs, parents, tokens)`, each [batch, n] with n >= width,
+            sorted best first: a candidate extends alive slot `parents` with `tokens`.
         """
         raise NotImplementedError
 
-    def __call__(self, step_fn, initial_state, batch_size, *, max_length, min_length=0):
+    def __call__(self, step_fn, initial_state, batch_size, *, max_length, min_length=0, source_state=None):
+        """Decodes `batch_size` rows; returns a `DecodeResult`.
+
+        Args:
+            step_fn: see the module docstring.
+            initial_state: {name: [batch, ...]}, per hypothesis: tiled to
+                `width` adjacent rows per input row, reordered with the beams.
+            source_state: {name: [batch, ...]}, per input row and constant
+                (an encoder's memory): never tiled; `step_fn` receives it
+                merged into the state, one row per input row, and need not
+                return it.
+        """
         _check_lengths(max_length, min_length)
+        source_state = dict(source_state or {})
         loop = self._initial_loop(initial_state, batch_size, max_length)
         loop = tf.while_loop(
-            lambda loop: (loop.step < max_length) & ~tf.reduce_all(loop.done),
-            lambda loop: (self._advance(step_fn, loop, min_length, max_length),),
+            lambda loop: (loop.step < max_length) & ~tf.reduce_all(loop.rows.done),
+            lambda loop: (self._advance(step_fn, loop, source_state, min_length, max_length),),
             (loop,),
         )[0]
         return self._best(loop, max_length)
@@ -135,16 +178,18 @@ class Search:
 
         return _Loop(
             step=tf.constant(0),
-            inputs=tf.fill([batch_size, width], START_ID),
-            alive_log_probs=tf.tile(first_slot_only, [batch_size, 1]),
-            finished=_Finished(
-                scores=tf.fill([batch_size, width], _NEG),
-                log_probs=tf.zeros([batch_size, width]),
-                end_steps=tf.zeros([batch_size, width], tf.int32),
-                candidates=tf.zeros([batch_size, width], tf.int32),
+            rows=_Rows(
+                inputs=tf.fill([batch_size, width], START_ID),
+                alive_log_probs=tf.tile(first_slot_only, [batch_size, 1]),
+                finished=_Finished(
+                    scores=tf.fill([batch_size, width], _NEG),
+                    log_probs=tf.zeros([batch_size, width]),
+                    end_steps=tf.zeros([batch_size, width], tf.int32),
+                    candidates=tf.zeros([batch_size, width], tf.int32),
+                ),
+                done=tf.zeros([batch_size], tf.bool),
+                model_state={k: _tile(v, width) for k, v in initial_state.items()},
             ),
-            done=tf.zeros([batch_size], tf.bool),
-            model_state={k: _tile(v, width) for k, v in initial_state.items()},
             history=_History(
                 tokens=records(),
                 parents=records(),
@@ -153,63 +198,77 @@ class Search:
             ),
         )
 
-    def _advance(self, step_fn, loop, min_length, max_length):
-        """One decoding step: run the model once, extend, finish, reselect."""
-        batch, width = tf.shape(loop.inputs)[0], self.width
-        logits, model_state, attention = step_fn(tf.reshape(loop.inputs, [-1]), loop.model_state)
-        log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))
-        log_probs += forbidden_token_bias(tf.shape(log_probs)[-1], loop.step >= min_length)
-        total = loop.alive_log_probs[:, :, None] + tf.reshape(log_probs, [batch, width, -1])
-        cand_log_probs, parents, tokens = self.candidates(total)
-        finished = self._finish(loop, cand_log_probs, tokens)
+    def _advance(self, step_fn, loop, source_state, min_length, max_length):
+        """One decoding step for the rows still searching; done rows are left out of the model call.
+
+        Rows finish at different steps (sentences of different lengths in one
+        batch); the model runs on the live ones only (gathered, then scattered
+        back), so a batch costs the sum of its rows' steps rather than its
+        longest row's steps times its size.
+        """
+        batch = tf.shape(loop.rows.done)[0]
+        live = tf.cast(tf.where(~loop.rows.done)[:, 0], tf.int32)  # [live]
+        slots = tf.reshape(live[:, None] * self.width + tf.range(self.width), [-1])  # [live * width]
+        rows = _gather_rows(loop.rows, live, slots)
+        sources = {k: tf.gather(v, live) for k, v in source_state.items()}
+        rows, records = self._extend(step_fn, rows, sources, loop.step, min_length, max_length)
+        return _Loop(
+            step=loop.step + 1,
+            rows=_scatter_rows(loop.rows, rows, live, slots),
+            history=_History(*(
+                history.write(loop.step, tf.scatter_nd(live[:, None], record, tf.concat([[batch], tf.shape(record)[1:]], 0)))
+                for history, record in zip(loop.history, records)
+            )),
+        )
+
+    def _extend(self, step_fn, rows, sources, step, min_length, max_length):
+        """Runs the model once on `rows` (all live) and extends, finishes and reselects their hypotheses.
+
+        Returns the next `_Rows` and this step's `_Records`.
+        """
+        batch, width = tf.shape(rows.inputs)[0], self.width
+        state = {**rows.model_state, **sources}
+        logits, new_state, attention = step_fn(tf.reshape(rows.inputs, [-1]), state)
+        logits = tf.reshape(tf.cast(logits, tf.float32), [batch, width, -1])
+        # A candidate's log-prob sum is alive + logit - logsumexp(logits): a shift per slot.
+        shift = rows.alive_log_probs - tf.reduce_logsumexp(logits, axis=-1)
+        bias = forbidden_token_bias(tf.shape(logits)[-1], step >= min_length)
+        cand_log_probs, parents, tokens = self.candidates(logits, shift, bias)
+        finished = self._finish(rows.finished, step, cand_log_probs, tokens)
         alive_key = tf.where(tokens == END_ID, _NEG, cand_log_probs)
         alive_log_probs, alive_from = tf.math.top_k(alive_key, k=width)
         alive_parents = tf.gather(parents, alive_from, batch_dims=1)
-        if width > 1:
-            flat_parents = tf.reshape(alive_parents + width * tf.range(batch)[:, None], [-1])
-            model_state = {
-                k: v if v is loop.model_state[k] else tf.gather(v, flat_parents)
-                for k, v in model_state.items()
-            }
+        flat_parents = tf.reshape(alive_parents + width * tf.range(batch)[:, None], [-1])
+        model_state = {
+            k: v if v is state[k] or width == 1 else tf.gather(v, flat_parents)
+            for k, v in ((k, new_state[k]) for k in rows.model_state)
+        }
         found = tf.reduce_sum(tf.cast(finished.scores > _VALID, tf.int32), axis=1)
         nothing_alive = tf.reduce_all(alive_log_probs <= _VALID, axis=1)
         settled = self._settled(finished.scores[:, 0], alive_log_probs, max_length)
-        step = loop.step
-        return _Loop(
-            step=step + 1,
+        next_rows = _Rows(
             inputs=tf.gather(tokens, alive_from, batch_dims=1),
             alive_log_probs=tf.maximum(alive_log_probs, _NEG),
             finished=finished,
-            done=loop.done | (found >= width) | nothing_alive | settled,
+            done=(found >= width) | nothing_alive | settled,
             model_state=model_state,
-            history=_History(
-                tokens=loop.history.tokens.write(step, tokens),
-                parents=loop.history.parents.write(step, parents),
-                alive_from=loop.history.alive_from.write(step, alive_from),
-                attention=loop.history.attention.write(
-                    step, tf.reshape(tf.cast(attention, tf.float32), [batch, width, -1])
-                ),
-            ),
         )
+        attention = tf.reshape(tf.cast(attention, tf.float32), [batch, width, -1])
+        return next_rows, _Records(tokens, parents, alive_from, attention)
 
-    def _finish(self, loop, cand_log_probs, tokens):
-        """Merges this step's end-token candidates into the finished set."""
+    def _finish(self, finished, step, cand_log_probs, tokens):
+        """Merges this step's end-token candidates (of rows still searching) into the finished set."""
         shape = tf.shape(tokens)
         rank = tf.broadcast_to(tf.range(shape[1])[None, :], shape)
-        finishing = (
-            (tokens == END_ID)
-            & (cand_log_probs > _VALID)
-            & (rank < self.width)
-            & ~loop.done[:, None]
-        )
-        scores = cand_log_probs / self._penalty(loop.step + 1)
+        finishing = (tokens == END_ID) & (cand_log_probs > _VALID) & (rank < self.width)
+        scores = cand_log_probs / self._penalty(step + 1)
         new = _Finished(
             scores=tf.where(finishing, scores, _NEG),
             log_probs=cand_log_probs,
-            end_steps=tf.fill(shape, loop.step),
+            end_steps=tf.fill(shape, step),
             candidates=rank,
         )
-        merged = tf.nest.map_structure(lambda a, b: tf.concat([a, b], axis=1), loop.finished, new)
+        merged = tf.nest.map_structure(lambda a, b: tf.concat([a, b], axis=1), finished, new)
         _, keep = tf.math.top_k(merged.scores, k=self.width)
         return tf.nest.map_structure(lambda x: tf.gather(x, keep, batch_dims=1), merged)
 
@@ -231,14 +290,15 @@ class Search:
     def _best(self, loop, max_length):
         """The best finished hypothesis per row, else the best alive one."""
         last = loop.step - 1
-        found = loop.finished.scores[:, 0] > _VALID
-        end_steps = tf.where(found, loop.finished.end_steps[:, 0], last)
+        finished = loop.rows.finished
+        found = finished.scores[:, 0] > _VALID
+        end_steps = tf.where(found, finished.end_steps[:, 0], last)
         candidates = tf.where(
-            found, loop.finished.candidates[:, 0], loop.history.alive_from.read(last)[:, 0]
+            found, finished.candidates[:, 0], loop.history.alive_from.read(last)[:, 0]
         )
-        log_probs = tf.where(found, loop.finished.log_probs[:, 0], loop.alive_log_probs[:, 0])
+        log_probs = tf.where(found, finished.log_probs[:, 0], loop.rows.alive_log_probs[:, 0])
         lengths = end_steps + 1
-        scores = tf.where(found, loop.finished.scores[:, 0], log_probs / self._penalty(lengths))
+        scores = tf.where(found, finished.scores[:, 0], log_probs / self._penalty(lengths))
         token_ids, attention = _backtrack(loop.history, loop.step, end_steps, candidates)
         missing = max_length - loop.step
         token_ids = tf.pad(token_ids, [[0, 0], [0, missing]])
@@ -259,10 +319,8 @@ class GreedySearch(Search):
     def __init__(self):
         super().__init__(width=1)
 
-    def candidates(self, total_log_probs):
-        total = total_log_probs[:, 0, :]  # [batch, vocab]
-        tokens = tf.argmax(total, axis=-1, output_type=tf.int32)[:, None]
-        return tf.reduce_max(total, axis=-1, keepdims=True), tf.zeros_like(tokens), tokens
+    def candidates(self, logits, shift, bias):
+        return top_candidates(logits, shift, bias, 1)
 
 
 class BeamSearch(Search):
@@ -276,12 +334,9 @@ class BeamSearch(Search):
     def __init__(self, beam_size: int, length_penalty: float = DEFAULT_LENGTH_PENALTY):
         super().__init__(width=beam_size, length_penalty=length_penalty)
 
-    def candidates(self, total_log_probs):
-        vocab = tf.shape(total_log_probs)[-1]
-        flat = tf.reshape(total_log_probs, [tf.shape(total_log_probs)[0], -1])
+    def candidates(self, logits, shift, bias):
         # 2 * width: at most `width` of them end, so `width` stay alive.
-        log_probs, index = tf.math.top_k(flat, k=2 * self.width)
-        return log_probs, index // vocab, index % vocab
+        return top_candidates(logits, shift, bias, 2 * self.width)
 
 
 def greedy_decode(step_fn, initial_state, batch_size, *, max_length, min_length=0):
@@ -324,12 +379,17 @@ def encode_and_decode(
     """
     search = _make_search(beam_size, length_penalty)
     state = translator.encode(source_ids)
+    # The encoder memory is the same for every hypothesis of a source: a beam
+    # search neither tiles nor reorders it, and the translator attends to it
+    # with a source's `width` hypotheses at once.
+    per_source = getattr(translator, "per_source_state", ())
     return search(
         translator.decode_step,
-        state,
+        {k: v for k, v in state.items() if k not in per_source},
         tf.shape(source_ids)[0],
         max_length=max_length,
         min_length=min_length,
+        source_state={k: state[k] for k in per_source},
     )
 
 
@@ -390,9 +450,77 @@ def _check_lengths(max_length, min_length):
         )
 
 
+def _gather_rows(rows: _Rows, live, slots) -> _Rows:
+    """The `live` input rows of `rows` (their hypotheses: `slots`)."""
+    per_row = _Rows(*(tf.nest.map_structure(lambda x: tf.gather(x, live), field) for field in rows[:4]),
+                    model_state=None)
+    return per_row._replace(model_state={k: tf.gather(v, slots) for k, v in rows.model_state.items()})
+
+
+def _scatter_rows(rows: _Rows, updates: _Rows, live, slots) -> _Rows:
+    """`rows` with the `live` input rows (hypotheses: `slots`) replaced by `updates`."""
+    def put(full, index, update):
+        return tf.tensor_scatter_nd_update(full, index[:, None], update)
+
+    per_row = [tf.nest.map_structure(lambda f, u: put(f, live, u), field, update)
+               for field, update in zip(rows[:4], updates[:4])]
+    state = {k: put(v, slots, updates.model_state[k]) for k, v in rows.model_state.items()}
+    return _Rows(*per_row, model_state=state)
+
+
 def _tile(tensor, width):
     """[batch, ...] -> [batch * width, ...], each row repeated `width` times."""
     return tensor if width == 1 else tf.repeat(tensor, width, axis=0)
+
+
+def top_candidates(logits, shift, bias, n):
+    """The `n` best `shift[b, s] + logits[b, s, v] + bias[v]` of each row, exactly, in two small top-ks.
+
+    One `top_k` over a row's width x vocab sums costs ~25x an argmax on a CPU
+    (and the sums themselves a full pass). Here each slot's vocabulary is cut
+    into chunks of `_chunk_size(vocab)` tokens; the `n` best entries lie in the
+    `n` chunks with the highest maxima (a chunk holding one of them has a
+    maximum at least that high; if `n` chunks had higher maxima, `n` better
+    entries would exist), so one top-k picks those chunks from their maxima and
+    a second the `n` best of the chunks' entries. The chosen chunks are read in
+    vocabulary order, so ties go to the lower (slot, token) index as in a
+    single `top_k`. The bias is non-zero on special tokens only, all in the
+    first chunk, whose maximum is taken with it.
+
+    Args:
+        logits: [batch, width, vocab] float32 (vocab static, else one chunk).
+        shift: [batch, width].
+        bias: [vocab], non-zero only below `_chunk_size(vocab)`.
+        n: candidates per row, at most width * vocab.
+    Returns:
+        `(values, slots, tokens)`, each [batch, n], best first.
+    """
+    vocab = logits.shape[-1]
+    if vocab is None:  # unknown until run time: one chunk, a plain top_k
+        size, chunks = tf.shape(logits)[-1], 1
+    else:
+        size = _chunk_size(vocab)
+        chunks = vocab // size
+    batch, width = tf.shape(logits)[0], tf.shape(logits)[1]
+    maxima = tf.reduce_max(tf.reshape(logits, [batch, width, chunks, size]), axis=-1)
+    first = tf.reduce_max(logits[:, :, :size] + bias[:size], axis=-1)
+    maxima = tf.concat([first[:, :, None], maxima[:, :, 1:]], axis=-1) + shift[:, :, None]
+    picked = tf.reshape(maxima, [batch, -1])  # [batch, width * chunks], index = slot * chunks + chunk
+    _, picked = tf.math.top_k(picked, k=tf.minimum(n, tf.shape(picked)[1]))
+    picked = tf.sort(picked, axis=-1)  # vocabulary order: ties as a single top_k breaks them
+    slots = picked // chunks
+    tokens = (picked % chunks)[:, :, None] * size + tf.range(size)  # [batch, picked, size]
+    values = tf.gather(tf.reshape(logits, [batch, -1, size]), picked, batch_dims=1)
+    values += tf.gather(shift, slots, batch_dims=1)[:, :, None] + tf.gather(bias, tokens)
+    values, index = tf.math.top_k(tf.reshape(values, [batch, -1]), k=n)
+    return (values, tf.gather(slots, index // size, batch_dims=1),
+            tf.gather(tf.reshape(tokens, [batch, -1]), index, batch_dims=1))
+
+
+def _chunk_size(vocab: int) -> int:
+    """The smallest divisor of `vocab` that is at least its square root and above END_ID."""
+    floor = max(END_ID + 1, int(vocab ** 0.5))
+    return next(size for size in range(floor, vocab + 1) if vocab % size == 0) if vocab > floor else vocab
 
 
 def forbidden_token_bias(vocab, end_allowed=True):

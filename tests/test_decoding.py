@@ -261,3 +261,48 @@ def test_a_row_stops_once_no_alive_hypothesis_can_beat_its_best_finished_one(len
     finished = math.log(0.9 * 0.9) / ((5 + 2) / 6) ** length_penalty
     assert finished >= best_alive_bound  # so the row is settled at the step that finishes "a."
     assert model.steps == 2  # not max_length: no other hypothesis ever finishes
+
+
+@pytest.mark.parametrize("vocab, width, n", [(14, 1, 1), (14, 3, 6), (2000, 4, 8), (97, 2, 4), (4, 2, 3)])
+def test_top_candidates_equals_one_top_k_over_every_sum(vocab, width, n):
+    rng = np.random.default_rng(vocab + width)
+    # Few distinct values, so that ties across slots and chunks are common.
+    logits = rng.integers(-3, 3, size=[3, width, vocab]).astype(np.float32)
+    logits[0, :, 7 % vocab] = 10.0  # one row's best entries all in one chunk
+    shift = rng.integers(-1, 1, size=[3, width]).astype(np.float32)
+    bias = decoding.forbidden_token_bias(vocab, end_allowed=bool(vocab % 2)).numpy()
+    values, slots, tokens = decoding.top_candidates(tf.constant(logits), tf.constant(shift), tf.constant(bias), n)
+    total = (shift[:, :, None] + logits + bias).reshape(3, -1)
+    best = np.argsort(-total, axis=1, kind="stable")[:, :n]  # ties: lower (slot, token) index first
+    np.testing.assert_array_equal(slots, best // vocab)
+    np.testing.assert_array_equal(tokens, best % vocab)
+    np.testing.assert_array_equal(values, np.take_along_axis(total, best, axis=1))
+
+
+@pytest.mark.parametrize("vocab", [4, 14, 97, 2000, 8000])
+def test_chunks_cover_the_vocabulary_and_hold_the_special_tokens_in_the_first(vocab):
+    size = decoding._chunk_size(vocab)
+    assert vocab % size == 0 and size > decoding.END_ID
+    assert size >= vocab ** 0.5
+
+
+class RowCountingTree(TreeModel):
+    """A TreeModel that records how many hypotheses each step is given."""
+
+    def __init__(self, *trees, **kwargs):
+        super().__init__(*trees, **kwargs)
+        self.rows = []
+
+    def step(self, token_ids, state):
+        self.rows.append(int(token_ids.shape[0]))
+        return super().step(token_ids, state)
+
+
+@pytest.mark.parametrize("beam_size", [1, 2])
+def test_rows_that_are_done_leave_the_model_call(beam_size):
+    # ABC's row is done by step 3 at the latest; FOREVER's runs to max_length.
+    model = RowCountingTree(ABC, FOREVER, ABC, max_length=6)
+    result = model.greedy() if beam_size == 1 else model.beam(beam_size)
+    assert as_strings(result.token_ids)[1] == "aaaaaa"
+    assert model.rows[0] == 3 * beam_size and model.rows[-1] == beam_size
+    assert model.rows == sorted(model.rows, reverse=True)

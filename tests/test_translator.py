@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from seq2seq import decoding
 from seq2seq.models.translator import Translator
 from seq2seq.tokens import END_ID, PAD_ID, START_ID
 
@@ -271,3 +272,15 @@ def test_a_bfloat16_translator_computes_in_bfloat16_and_reloads_as_it_was(rng, t
     loaded = keras.saving.load_model(path)
     assert {layer.dtype_policy.name for layer in loaded._flatten_layers()} == {"mixed_bfloat16"}
     np.testing.assert_array_equal(before["logits"], loaded((source, target))["logits"])
+
+
+@pytest.mark.parametrize("attention", ["luong", "bahdanau"])
+def test_beam_search_reads_each_sources_memory_once_with_the_same_result(rng, attention):
+    model = Translator(**SMALL, bidirectional=True, attention=attention)
+    source, _ = batch(rng)
+    shared = decoding.encode_and_decode(model, source, beam_size=3, max_length=7)
+    model.per_source_state = ()  # every entry tiled per beam slot
+    tiled = decoding.encode_and_decode(model, source, beam_size=3, max_length=7)
+    np.testing.assert_array_equal(shared.token_ids, tiled.token_ids)
+    np.testing.assert_allclose(shared.log_probs, tiled.log_probs, atol=1e-5)
+    np.testing.assert_allclose(shared.attention, tiled.attention, atol=1e-6)

@@ -24,6 +24,10 @@ from seq2seq.models.base import SaliencyModel
 from seq2seq.tokens import PAD_ID
 
 
+# `encode`'s entries that belong to the source sentence, not to a hypothesis.
+PER_SOURCE_STATE = ("memory", "memory_keys", "memory_mask")
+
+
 @keras.saving.register_keras_serializable(package="seq2seq")
 class Translator(SaliencyModel):
     """LSTM encoder-decoder with Luong or Bahdanau attention.
@@ -71,6 +75,8 @@ class Translator(SaliencyModel):
     padding): logits at padded target positions are meaningless and the
     loss must ignore them (targets equal to `PAD_ID`).
     """
+
+    per_source_state = PER_SOURCE_STATE
 
     def __init__(
         self,
@@ -230,7 +236,10 @@ class Translator(SaliencyModel):
             "h_{i}", "c_{i}" [batch, units']: decoder layer i's LSTM state.
             "context" [batch, units']: the last attention context (zeros
                 before the first step; not fed back: there is no input feeding).
-        The memory entries are constant while decoding one source sentence.
+        The memory entries (`PER_SOURCE_STATE`) are constant while decoding
+        one source sentence, and `decode_step` also takes them untiled: one
+        row per source while the other entries have `width` adjacent rows
+        per source (`seq2seq.decoding.encode_and_decode` does so).
         """
         source_mask = ops.not_equal(source_ids, PAD_ID)
         embedded = self.source_embedding(source_ids)
@@ -268,11 +277,25 @@ class Translator(SaliencyModel):
                 x = self.dropout_layer(x, training=training)
             x, (h, c) = lstm.cell(x, [state[f"h_{i}"], state[f"c_{i}"]], training=training)
             new_state[f"h_{i}"], new_state[f"c_{i}"] = h, c
-        context, attention = self.attention(
-            x, state["memory"], memory_mask=state["memory_mask"], keys=state["memory_keys"])
+        context, attention = self._attend(x, state)
         new_state["context"] = context
         logits = self.project(self._combine(x, context, training))
         return logits, new_state, attention
+
+    def _attend(self, query, state):
+        """Attention of [rows, units'] queries; rows = sources x width (beam slots of a source adjacent).
+
+        The memory entries may hold one row per source (`PER_SOURCE_STATE`):
+        each source's `width` queries then attend to it together, as the
+        target positions of a teacher-forced call do, instead of reading
+        `width` tiled copies of it.
+        """
+        memory = state["memory"]
+        grouped = ops.reshape(query, (ops.shape(memory)[0], -1, ops.shape(query)[-1]))  # [sources, width, units']
+        context, attention = self.attention(
+            grouped, memory, memory_mask=state["memory_mask"], keys=state["memory_keys"])
+        return (ops.reshape(context, (-1, ops.shape(context)[-1])),
+                ops.reshape(attention, (-1, ops.shape(attention)[-1])))
 
     # --- shared pieces -----------------------------------------------------------
 
