@@ -1,9 +1,8 @@
 """Training callbacks: `CollapseMonitor` watches decoded outputs for end-token collapse;
-`TimeBudget` stops training after a wall-clock budget; `CosineDecay` anneals the learning
-rate over the run."""
+`TimeBudget` stops training after a wall-clock budget. (The learning-rate schedule is the
+training driver's: `seq2seq.training.TrainConfig.lr_schedule`.)"""
 
 import logging
-import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 
@@ -173,56 +172,3 @@ class TimeBudget(keras.callbacks.Callback):
         if time.perf_counter() - self._started >= self.seconds:
             self.exhausted = True
             self.model.stop_training = True
-
-
-class CosineDecay(keras.callbacks.Callback):
-    """Anneals the learning rate along half a cosine, from its value when training starts to `floor` times it.
-
-    Progress runs from 0 to 1 over the epochs and steps `fit` was given,
-    counted in optimizer steps (so a resumed run continues the curve where it
-    stopped), or over the wall-clock budget `seconds` if that runs out first
-    (a time-capped run, as `TimeBudget` stops it): the larger of the two
-    fractions. A run that finishes its epochs within the budget anneals by
-    steps alone and stays deterministic. Ending on the decayed rate settles
-    the weights into a minimum instead of bouncing around one at the
-    starting rate.
-
-    Args:
-        seconds: a wall-clock budget to anneal over at the latest; None: steps only.
-        floor: the final rate as a fraction of the starting one.
-    """
-
-    def __init__(self, seconds: float | None = None, floor: float = 0.02):
-        super().__init__()
-        if seconds is not None and not seconds > 0:
-            raise ValueError(f"Expected a positive time budget or None. Received: seconds={seconds!r}")
-        if not 0.0 <= floor <= 1.0:
-            raise ValueError(f"Expected floor in [0, 1]. Received: floor={floor!r}")
-        self.seconds = None if seconds is None else float(seconds)
-        self.floor = float(floor)
-        self._started = None
-        self._initial = None
-
-    def on_train_begin(self, logs=None):
-        if self._started is None:  # `train` may call `fit` twice (to finish an interrupted epoch)
-            self._started = time.perf_counter()
-            self._initial = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-
-    def progress(self) -> float:
-        """How far along the run is, in [0, 1]: the larger of the steps' and the time's fraction."""
-        done = 0.0
-        if self.seconds is not None:
-            done = (time.perf_counter() - self._started) / self.seconds
-        params = self.params or {}
-        total = params.get("epochs", 0) * (params.get("steps") or 0)
-        if total:
-            done = max(done, int(self.model.optimizer.iterations.numpy()) / total)
-        return min(max(done, 0.0), 1.0)
-
-    def rate(self, progress: float) -> float:
-        """The learning rate at `progress` in [0, 1]."""
-        cosine = 0.5 * (1.0 + math.cos(math.pi * progress))
-        return self._initial * (self.floor + (1.0 - self.floor) * cosine)
-
-    def on_train_batch_begin(self, batch, logs=None):
-        self.model.optimizer.learning_rate = self.rate(self.progress())

@@ -54,7 +54,7 @@ class _ExportModule(tf.Module):
 
 
 def export_translator(translator, tokenizer, out_dir, *, max_source_len: int, beam_size: int,
-                      max_length: int, length_penalty: float) -> Path:
+                      max_length: int, length_penalty: float, casing=None) -> Path:
     """Writes a SavedModel translating a batch of strings to a batch of strings.
 
     Args:
@@ -65,6 +65,7 @@ def export_translator(translator, tokenizer, out_dir, *, max_source_len: int, be
         beam_size: 1 = greedy decoding, else beam search.
         max_length: longest output in pieces, END included.
         length_penalty: GNMT length penalty of beam search (ignored when greedy).
+        casing: a `seq2seq.casing.FirstWordCasing` applied around the translation, or None.
     Returns:
         The SavedModel directory.
     """
@@ -76,15 +77,20 @@ def export_translator(translator, tokenizer, out_dir, *, max_source_len: int, be
     if not length_penalty >= 0:
         raise UserError(f"length_penalty must be >= 0; received {length_penalty!r}")
     module = _ExportModule(translator, tokenizer)
+    module.casing = casing
     options = dict(beam_size=beam_size, max_length=max_length, length_penalty=float(length_penalty))
 
     @tf.function(input_signature=[_TEXTS])
     def translate(texts):
         """[batch] strings -> translations, scores, token_ids and lengths (see the module)."""
+        lowered = tf.zeros(tf.shape(texts), tf.bool)
+        if casing is not None:
+            texts, lowered = casing.lower_first_words(texts)
         source_ids = encode_sources(texts, tokenizer, max_source_len).to_tensor()
         result = encode_and_decode(translator, source_ids, **options)
+        translations = tokenizer.detokenize(result.token_ids)
         return {
-            "translations": tokenizer.detokenize(result.token_ids),
+            "translations": translations if casing is None else casing.raise_first_letters(translations, lowered),
             "scores": result.scores,
             "token_ids": result.token_ids,
             "lengths": result.lengths,

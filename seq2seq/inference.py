@@ -39,11 +39,20 @@ def decode_batches(translator, tokenizer, texts, *, max_source_len: int, beam_si
                                      length_penalty=length_penalty)
 
 
-def translate_batches(translator, tokenizer, texts, **options) -> list[str]:
-    """Translations of `texts`, in input order; `options` as in `decode_batches`."""
+def translate_batches(translator, tokenizer, texts, *, casing=None, **options) -> list[str]:
+    """Translations of `texts`, in input order; `options` as in `decode_batches`.
+
+    `casing`: a `seq2seq.casing.FirstWordCasing` applied around the translation, or None.
+    """
     texts = list(texts)
-    outputs: list[str] = [""] * len(texts)
+    lowered = np.zeros(len(texts), bool)
+    if casing is not None and texts:
+        cased, lowered = casing.lower_first_words(texts)
+        texts, lowered = [text.decode("utf-8") for text in cased.numpy()], lowered.numpy()
+    outputs = [b""] * len(texts)
     for indices, result in decode_batches(translator, tokenizer, texts, **options):
         for index, text in zip(indices, tokenizer.detokenize(result.token_ids).numpy()):
-            outputs[index] = text.decode("utf-8")
-    return outputs
+            outputs[index] = text
+    if lowered.any():
+        outputs = casing.raise_first_letters(outputs, lowered).numpy()
+    return [text.decode("utf-8") for text in outputs]

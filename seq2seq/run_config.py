@@ -99,8 +99,9 @@ class TrainingConfig:
 
     epochs: int = 10
     learning_rate: float = 2e-3
-    # "constant", or "cosine": anneal to 2% of learning_rate over the epochs,
-    # or over max_minutes if that runs out first (`seq2seq.callbacks.CosineDecay`).
+    # "constant", or "cosine": anneal to 2% of learning_rate along half a cosine
+    # over the epochs (`seq2seq.training.TrainConfig.lr_schedule`; a run that
+    # max_minutes stops early stops before the end of the curve).
     lr_schedule: str = "constant"
     clipnorm: float = 1.0
     # Epochs without a better validation loss before stopping.
@@ -148,6 +149,10 @@ class DecodeConfig:
     length_penalty: float = 0.6
     # Sentences translated per call.
     batch_size: int = 64
+    # Read a source's first word lowercased when training saw it capitalised
+    # rarely and lowercase often ("Open file" -> "open file"), and capitalise the
+    # translation again (`seq2seq.casing`).
+    first_word_casing: bool = True
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,7 @@ from tensorflow.core.framework import summary_pb2
 
 from seq2seq import distribution
 from seq2seq.errors import UserError
+from seq2seq.run_config import LR_SCHEDULES
 from seq2seq.training_state import (
     BEST_DIR, CHECKPOINT_DIR, HISTORY_FILE, TrainingDivergedError, TrainingInterrupted, TrainingState,
 )
@@ -60,6 +61,8 @@ from seq2seq.training_state import (
 __all__ = ["TrainConfig", "TrainingDivergedError", "TrainingInterrupted", "train"]
 
 LOG_DIR = "logs"
+# The cosine schedule's last learning rate, as a fraction of the first.
+COSINE_FLOOR = 0.02
 # What a worker other than the chief copies from the run directory to resume.
 RESUME_STATE = (CHECKPOINT_DIR, BEST_DIR, HISTORY_FILE)
 
@@ -74,6 +77,10 @@ class TrainConfig:
     epochs: int = 10
     # Adam's learning rate.
     learning_rate: float = 1e-3
+    # "constant", or "cosine": from `learning_rate` down to COSINE_FLOOR times it
+    # along half a cosine over all `epochs` (counted in optimizer steps, so a
+    # resumed run continues the curve where it stopped).
+    lr_schedule: str = "constant"
     # Clip each gradient step to this global norm (Keras `global_clipnorm`); None = no clipping.
     clipnorm: float | None = 1.0
     # Stop after this many epochs without a lower validation loss, then
@@ -97,6 +104,8 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ValueError(f"Expected a positive int in {name}. Received: {name}={value!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"Expected lr_schedule in {LR_SCHEDULES}. Received: lr_schedule={self.lr_schedule!r}")
         if not self.learning_rate > 0:
             raise ValueError(f"Expected learning_rate > 0. Received: learning_rate={self.learning_rate!r}")
         if self.clipnorm is not None and not self.clipnorm > 0:
@@ -142,16 +151,19 @@ def _train(model, train_ds, valid_ds, loss, config, callbacks) -> dict:
     """`train` in the directory this worker writes to."""
     os.makedirs(config.out_dir, exist_ok=True)
     chief = distribution.is_chief(model.distribute_strategy)
+    steps = config.steps_per_epoch or _count_batches(train_ds)
     with model.distribute_strategy.scope():
-        model.compile(optimizer=keras.optimizers.Adam(config.learning_rate, global_clipnorm=config.clipnorm), loss=loss)
+        model.compile(optimizer=keras.optimizers.Adam(_learning_rate(config, steps), global_clipnorm=config.clipnorm),
+                      loss=loss)
     first_batch = next(iter(train_ds))
     _build(model, first_batch)
-    state = TrainingState(model, config, config.steps_per_epoch or _count_batches(train_ds))
+    state = TrainingState(model, config, steps)
     if chief:
         _check_free_space(model, config.out_dir)
     if config.resume:
         state.restore()
-        model.optimizer.learning_rate = config.learning_rate  # the checkpoint holds the old one
+        if config.lr_schedule == "constant":
+            model.optimizer.learning_rate = config.learning_rate  # the checkpoint holds the old one
     workers = _WorkerSync.of_several(model, state, first_batch)
     logger = _ScalarLogger(os.path.join(config.out_dir, LOG_DIR)) if chief else None
     callbacks = [_StopOnNonFinite(), state, *filter(None, [logger, config.progress and _ProgressBar()]),
@@ -164,6 +176,14 @@ def _train(model, train_ds, valid_ds, loss, config, callbacks) -> dict:
             logger.close()
     state.restore_best()
     return state.summary()
+
+
+def _learning_rate(config: TrainConfig, steps: int):
+    """Adam's learning rate: the number, or a schedule over the optimizer step (evaluated in the graph)."""
+    if config.lr_schedule == "constant":
+        return config.learning_rate
+    return keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=config.epochs * steps,
+                                                  alpha=COSINE_FLOOR)
 
 
 def _fit(model, train_ds, valid_ds, config, state, callbacks, first_batch):

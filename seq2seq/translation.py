@@ -4,6 +4,7 @@ A run directory holds everything a run needs to be resumed, used or exported:
 
     config.toml      the resolved RunConfig (rebuilds the run)
     tokenizer.model  the SentencePiece model shared by source and target
+    casing.json      first words read lowercased (`seq2seq.casing`), learned from the training sources
     model.keras      the trained Translator (best validation loss)
     metrics.json     test-split BLEU / chrF / exact match, training summary
     checkpoints/     per-epoch checkpoints (resume after an interruption)
@@ -30,6 +31,7 @@ CONFIG_FILE = "config.toml"
 TOKENIZER_FILE = "tokenizer.model"
 MODEL_FILE = "model.keras"
 METRICS_FILE = "metrics.json"
+CASING_FILE = "casing.json"
 # Validation sentences decoded after each epoch to watch for end-token collapse.
 PROBE_SIZE = 32
 # [train] settings a resumed run may change: they steer what comes next, not what was trained.
@@ -47,6 +49,7 @@ class TranslationRun:
     tokenizer: object  # seq2seq.tokenizer.SentencePieceTokenizer
     translator: object  # seq2seq.models.translator.Translator
     directory: Path
+    casing: object = None  # seq2seq.casing.FirstWordCasing, or None (also when decode.first_word_casing is off)
 
 
 # ----------------------------------------------------------------------------- data
@@ -145,6 +148,7 @@ def train_run(config: RunConfig, run_dir, *, progress: bool = True, log=print) -
     keras.utils.set_random_seed(config.train.seed)
     split = load_splits(config, log)
     tokenizer = SentencePieceTokenizer.from_file(prepare_tokenizer(config, split.train, run_dir))
+    casing = _used_casing(config, learn_casing(split.train, run_dir))
     datasets = [
         make_translation_dataset([p.source for p in pairs], [p.target for p in pairs], tokenizer,
                                  config.batching, training=training, seed=config.train.seed)
@@ -157,6 +161,7 @@ def train_run(config: RunConfig, run_dir, *, progress: bool = True, log=print) -
         translator = build_translator(config, tokenizer.vocab_size)
     train_config = TrainConfig(
         out_dir=str(run_dir), epochs=config.train.epochs, learning_rate=config.train.learning_rate,
+        lr_schedule=config.train.lr_schedule,
         clipnorm=config.train.clipnorm, patience=config.train.patience, progress=progress,
         steps_per_epoch=config.train.steps_per_epoch or None,
         checkpoint_every_steps=config.train.checkpoint_every_steps or None,
@@ -164,9 +169,9 @@ def train_run(config: RunConfig, run_dir, *, progress: bool = True, log=print) -
     started = time.perf_counter()
     summary = train(translator, *datasets, loss=make_loss(config, tokenizer, split.train, log),
                     config=train_config,
-                    callbacks=_training_callbacks(config, translator, tokenizer, split))
+                    callbacks=_training_callbacks(config, translator, tokenizer, split, casing))
     translator.save(run_dir / MODEL_FILE)
-    run = TranslationRun(config, tokenizer, translator, run_dir)
+    run = TranslationRun(config, tokenizer, translator, run_dir, casing)
     metrics = {
         "test": evaluate_pairs(run, split.test, progress=progress),
         "training": {key: summary[key] for key in ("epochs", "best_epoch", "best_val_loss", "stopped_early")},
@@ -176,14 +181,14 @@ def train_run(config: RunConfig, run_dir, *, progress: bool = True, log=print) -
     return metrics
 
 
-def _training_callbacks(config: RunConfig, translator, tokenizer, split: Split) -> list:
-    """The end-token collapse monitor on a small validation probe, the time budget, the learning-rate decay."""
-    from seq2seq.callbacks import CollapseMonitor, CosineDecay, TimeBudget
+def _training_callbacks(config: RunConfig, translator, tokenizer, split: Split, casing) -> list:
+    """The end-token collapse monitor on a small validation probe and the time budget."""
+    from seq2seq.callbacks import CollapseMonitor, TimeBudget
 
     probes = split.valid[:PROBE_SIZE]
 
     def decode_probes(sources):
-        run = TranslationRun(config, tokenizer, translator, Path("."))
+        run = TranslationRun(config, tokenizer, translator, Path("."), casing)
         return translate_texts(run, sources, beam_size=1)
 
     callbacks = [CollapseMonitor(decode_probes, [p.source for p in probes], [p.target for p in probes],
@@ -191,8 +196,6 @@ def _training_callbacks(config: RunConfig, translator, tokenizer, split: Split) 
     seconds = config.train.max_minutes * 60 or None
     if seconds:
         callbacks.append(TimeBudget(seconds))
-    if config.train.lr_schedule == "cosine":
-        callbacks.append(CosineDecay(seconds))
     return callbacks
 
 
@@ -258,7 +261,28 @@ def load_run(run_dir) -> TranslationRun:
             f"{run_dir}: the model's vocabulary ({translator.vocab_size}) does not match "
             f"{TOKENIZER_FILE} ({tokenizer.vocab_size}); the directory mixes two runs"
         )
-    return TranslationRun(config, tokenizer, translator, run_dir)
+    return TranslationRun(config, tokenizer, translator, run_dir, _used_casing(config, _load_casing(run_dir)))
+
+
+def learn_casing(train_pairs: list[Pair], run_dir: Path):
+    """Learns the first-word casing of the training sources and writes it to `run_dir/casing.json`."""
+    from seq2seq.casing import FirstWordCasing
+
+    casing = FirstWordCasing.learn(pair.source for pair in train_pairs)
+    atomic_write_text(run_dir / CASING_FILE, json.dumps({"lower_first_words": casing.words}, ensure_ascii=False) + "\n")
+    return casing
+
+
+def _load_casing(run_dir: Path):
+    """The run's `FirstWordCasing`; none for a run directory from before casing.json."""
+    from seq2seq.casing import FirstWordCasing
+
+    path = run_dir / CASING_FILE
+    return FirstWordCasing(json.loads(path.read_text())["lower_first_words"]) if path.is_file() else None
+
+
+def _used_casing(config: RunConfig, casing):
+    return casing if config.decode.first_word_casing else None
 
 
 def translate_texts(run: TranslationRun, texts: list[str], *, beam_size=None, max_length=None,
@@ -268,7 +292,7 @@ def translate_texts(run: TranslationRun, texts: list[str], *, beam_size=None, ma
 
     return translate_batches(
         run.translator, run.tokenizer, texts, batch_size=batch_size or run.config.decode.batch_size,
-        progress=progress, **decode_options(run, beam_size=beam_size, max_length=max_length),
+        progress=progress, casing=run.casing, **decode_options(run, beam_size=beam_size, max_length=max_length),
     )
 
 
@@ -284,7 +308,7 @@ def export_run(run: TranslationRun, out_dir, *, beam_size=None, max_length=None)
     """`export_translator` with the run's decoding settings; returns the export's path."""
     from seq2seq.export import export_translator
 
-    return export_translator(run.translator, run.tokenizer, out_dir,
+    return export_translator(run.translator, run.tokenizer, out_dir, casing=run.casing,
                              **decode_options(run, beam_size=beam_size, max_length=max_length))
 
 

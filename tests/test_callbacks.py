@@ -1,13 +1,12 @@
 """CollapseMonitor on a tiny model trained a few steps, with a scripted decode_fn."""
 
 import logging
-import time
 
 import keras
 import numpy as np
 import pytest
 
-from seq2seq.callbacks import CollapseMonitor, CosineDecay
+from seq2seq.callbacks import CollapseMonitor
 from seq2seq.tokens import END_ID
 
 E = END_ID
@@ -105,41 +104,3 @@ def test_training_targets_put_their_fix_in_the_warning(caplog):
 def test_bad_arguments_raise_value_errors(kwargs):
     with pytest.raises(ValueError, match="Received"):
         CollapseMonitor(ScriptedDecoder(HEALTHY), PROBE_SOURCES, PROBE_REFERENCES, **kwargs)
-
-
-class RecordRate(keras.callbacks.Callback):
-    """The learning rate each batch trains with (read after CosineDecay set it)."""
-
-    def __init__(self):
-        super().__init__()
-        self.rates = []
-
-    def on_train_batch_begin(self, batch, logs=None):
-        self.rates.append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
-
-
-def test_cosine_decay_follows_half_a_cosine_over_the_steps():
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
-    model.compile(optimizer=keras.optimizers.SGD(0.5), loss="mse")
-    x, y = np.zeros((8, 4), "float32"), np.zeros((8, 1), "float32")
-    record = RecordRate()
-    model.fit(x, y, batch_size=2, epochs=3, callbacks=[CosineDecay(floor=0.1), record], verbose=0)
-    steps = np.arange(12)  # 3 epochs x 4 batches, each read before its update
-    expected = 0.5 * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * steps / 12)))
-    np.testing.assert_allclose(record.rates, expected, rtol=1e-6)
-
-
-def test_cosine_decay_over_a_time_budget_reaches_the_floor():
-    decay = CosineDecay(seconds=10.0, floor=0.25)
-    decay._initial = 2.0
-    decay._started = time.perf_counter() - 20.0  # the 10 s budget is spent
-    assert decay.progress() == 1.0
-    assert decay.rate(1.0) == pytest.approx(0.5)
-    assert decay.rate(0.0) == pytest.approx(2.0)
-    assert decay.rate(0.5) == pytest.approx(2.0 * (0.25 + 0.75 * 0.5))
-
-
-@pytest.mark.parametrize("kwargs", [dict(seconds=0.0), dict(floor=1.5)])
-def test_cosine_decay_rejects_bad_arguments(kwargs):
-    with pytest.raises(ValueError, match="Expected"):
-        CosineDecay(**kwargs)

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from seq2seq.casing import FirstWordCasing
 from seq2seq.data.generated import generate_sentences
 from seq2seq.data.pipeline import encode_sources
 from seq2seq.errors import UserError
@@ -66,10 +67,13 @@ def setup(tmp_path_factory):
         train_sentencepiece_from_sentences(sentences, root / "spm", vocab_size=60, num_threads=1))
     translator = Translator(tokenizer.vocab_size, embed_dim=8, units=8)
     classifier = Classifier(tokenizer.vocab_size, num_classes=len(LABELS), embed_dim=8, units=4)
-    texts = sentences[:6] + ["", "hiro"]  # an empty text and a one-piece text too
+    casing = FirstWordCasing.learn(sentences)  # lowers the capitalised first word below
+    capitalised = sentences[6][:1].upper() + sentences[6][1:]
+    assert capitalised.split(" ")[0] in casing.words
+    texts = sentences[:6] + ["", "hiro", capitalised]  # an empty text and a one-piece text too
     # The order `translate_batches` decodes them in, so both sides run the same batch.
     texts = [texts[i] for i in next(length_sorted_batches(texts, len(texts)))]
-    translator_dir = export_translator(translator, tokenizer, root / "translator", **DECODING)
+    translator_dir = export_translator(translator, tokenizer, root / "translator", casing=casing, **DECODING)
     classifier_dir = export_classifier(classifier, tokenizer, root / "classifier", max_len=MAX_LEN,
                                        labels=LABELS)
     loaded = subprocess.run(
@@ -79,7 +83,7 @@ def setup(tmp_path_factory):
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
     )
     assert loaded.returncode == 0, loaded.stderr[-3000:]
-    return dict(tokenizer=tokenizer, translator=translator, classifier=classifier, texts=texts,
+    return dict(tokenizer=tokenizer, translator=translator, classifier=classifier, texts=texts, casing=casing,
                 root=root, loaded=json.loads(loaded.stdout.strip().splitlines()[-1]))
 
 
@@ -89,7 +93,7 @@ def test_fresh_process_never_imports_the_kit(setup):
 
 def test_exported_translator_matches_in_process_translation(setup):
     expected = translate_batches(setup["translator"], setup["tokenizer"], setup["texts"],
-                                 batch_size=len(setup["texts"]), **DECODING)
+                                 batch_size=len(setup["texts"]), casing=setup["casing"], **DECODING)
     served = setup["loaded"]["translator"]
     assert served["translations"] == expected
     assert len(served["scores"]) == len(setup["texts"])

@@ -115,3 +115,36 @@ def test_bad_config_names_the_field_and_value(field, value):
     arguments = {"out_dir": "runs/x", field: value}
     with pytest.raises(ValueError, match=f"{field}={value!r}"):
         TrainConfig(**arguments)
+
+
+class RecordRate(keras.callbacks.Callback):
+    """The learning rate of each optimizer step (read before the step)."""
+
+    rates: dict = {}
+
+    def on_train_batch_begin(self, batch, logs=None):
+        step = int(self.model.optimizer.iterations.numpy())
+        self.rates[step] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+
+def test_cosine_schedule_anneals_over_every_epoch_and_continues_after_a_resume(tmp_path):
+    class Interrupt(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if self.model.optimizer.iterations.numpy() == STEPS + 2:  # inside epoch 2
+                raise KeyboardInterrupt
+
+    RecordRate.rates = {}
+    with pytest.raises(KeyboardInterrupt):
+        train(classifier(), dataset(), loss=LOSS, out_dir=str(tmp_path), epochs=3, learning_rate=0.05,
+              lr_schedule="cosine", progress=False, checkpoint_every_steps=1, callbacks=[RecordRate(), Interrupt()])
+    train(classifier(), dataset(), loss=LOSS, out_dir=str(tmp_path), epochs=3, learning_rate=0.05,
+          lr_schedule="cosine", progress=False, checkpoint_every_steps=1, callbacks=[RecordRate()])
+    steps = np.arange(3 * STEPS)
+    expected = 0.05 * (0.02 + 0.98 * 0.5 * (1 + np.cos(np.pi * steps / (3 * STEPS))))
+    assert sorted(RecordRate.rates) == list(steps)  # every step ran once, some before the interruption
+    np.testing.assert_allclose([RecordRate.rates[s] for s in steps], expected, rtol=1e-5)
+
+
+def test_unknown_lr_schedule_names_the_value():
+    with pytest.raises(ValueError, match="lr_schedule='linear'"):
+        TrainConfig(out_dir="runs/x", lr_schedule="linear")

@@ -136,3 +136,15 @@ def test_a_bad_setting_is_a_clear_error(tmp_path, capsys, overrides, message):
         argv += ["--set", override]
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_run_translates_a_rarely_capitalised_first_word_as_its_lowercase_form(run_dir):
+    from seq2seq.translation import load_run, translate_texts
+
+    run = load_run(run_dir)
+    assert run.casing.words == json.loads((run_dir / "casing.json").read_text())["lower_first_words"]
+    word = run.casing.words[0]  # the copy task's words are all lowercase: their title forms are listed
+    cased = translate_texts(run, [f"{word} {word.lower()}"])
+    run.casing = None
+    plain = translate_texts(run, [f"{word.lower()} {word.lower()}"])
+    assert cased == [plain[0][:1].upper() + plain[0][1:]]
