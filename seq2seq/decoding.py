@@ -229,7 +229,8 @@ class Search:
         batch, width = tf.shape(rows.inputs)[0], self.width
         state = {**rows.model_state, **sources}
         logits, new_state, attention = step_fn(tf.reshape(rows.inputs, [-1]), state)
-        logits = tf.reshape(tf.cast(logits, tf.float32), [batch, width, -1])
+        # The vocabulary size stays static (a reshape to -1 after a dynamic batch would lose it).
+        logits = tf.reshape(tf.cast(logits, tf.float32), [batch, width, logits.shape[-1] or -1])
         # A candidate's log-prob sum is alive + logit - logsumexp(logits): a shift per slot.
         shift = rows.alive_log_probs - tf.reduce_logsumexp(logits, axis=-1)
         bias = forbidden_token_bias(tf.shape(logits)[-1], step >= min_length)

@@ -306,3 +306,15 @@ def test_rows_that_are_done_leave_the_model_call(beam_size):
     assert as_strings(result.token_ids)[1] == "aaaaaa"
     assert model.rows[0] == 3 * beam_size and model.rows[-1] == beam_size
     assert model.rows == sorted(model.rows, reverse=True)
+
+
+def test_the_vocabulary_size_stays_static_under_a_dynamic_batch(monkeypatch):
+    # A [None, vocab] shape lets top_candidates cut the vocabulary into chunks; an unknown
+    # vocab falls back to one top_k over width x vocab (~25x an argmax on a CPU).
+    seen = []
+    real = decoding.top_candidates
+    monkeypatch.setattr(decoding, "top_candidates", lambda logits, *a: seen.append(logits.shape[-1]) or real(logits, *a))
+    source_ids = np.random.default_rng(4).integers(4, VOCAB, size=[2, 3])
+    for beam_size in (1, 2):
+        decoding.translate_ids(RandomTranslator(seed=5), source_ids, beam_size=beam_size, max_length=4)
+    assert seen == [VOCAB, VOCAB]
