@@ -216,7 +216,7 @@ class Search:
             step=loop.step + 1,
             rows=_scatter_rows(loop.rows, rows, live, slots),
             history=_History(*(
-                history.write(loop.step, tf.scatter_nd(live[:, None], record, tf.concat([[batch], tf.shape(record)[1:]], 0)))
+                history.write(loop.step, _scatter_into_zeros(record, live, batch))
                 for history, record in zip(loop.history, records)
             )),
         )
@@ -240,10 +240,10 @@ class Search:
         alive_log_probs, alive_from = tf.math.top_k(alive_key, k=width)
         alive_parents = tf.gather(parents, alive_from, batch_dims=1)
         flat_parents = tf.reshape(alive_parents + width * tf.range(batch)[:, None], [-1])
-        model_state = {
-            k: v if v is state[k] or width == 1 else tf.gather(v, flat_parents)
-            for k, v in ((k, new_state[k]) for k in rows.model_state)
-        }
+        model_state = {}
+        for key in rows.model_state:  # the per-source entries are not carried
+            value = new_state[key]
+            model_state[key] = value if width == 1 or value is state[key] else tf.gather(value, flat_parents)
         found = tf.reduce_sum(tf.cast(finished.scores > _VALID, tf.int32), axis=1)
         nothing_alive = tf.reduce_all(alive_log_probs <= _VALID, axis=1)
         settled = self._settled(finished.scores[:, 0], alive_log_probs, max_length)
@@ -467,6 +467,11 @@ def _scatter_rows(rows: _Rows, updates: _Rows, live, slots) -> _Rows:
                for field, update in zip(rows[:4], updates[:4])]
     state = {k: put(v, slots, updates.model_state[k]) for k, v in rows.model_state.items()}
     return _Rows(*per_row, model_state=state)
+
+
+def _scatter_into_zeros(record, live, batch):
+    """[live, ...] -> [batch, ...]: `record` at rows `live`, zeros elsewhere."""
+    return tf.scatter_nd(live[:, None], record, tf.concat([[batch], tf.shape(record)[1:]], axis=0))
 
 
 def _tile(tensor, width):

@@ -14,7 +14,9 @@ A translator's signature returns {"translations": [batch] string, "scores":
 int32}; a classifier's returns {"label": [batch] string, "probabilities":
 [batch, classes] float32, "attention": [batch, time] float32, "pieces":
 [batch, time] string}. Sources are encoded exactly as the training pipeline
-encodes them (`seq2seq.data.pipeline.encode_sources`), and the same
+encodes them (`seq2seq.data.pipeline.encode_sources`), after the run's first-word
+casing when it has one (`seq2seq.casing`: a listed first word is lowered, and the
+translation's first letter raised again), and the same
 `tf.function` is also reachable as `loaded.translate(texts)` /
 `loaded.classify(texts)`.
 

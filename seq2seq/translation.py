@@ -269,7 +269,8 @@ def learn_casing(train_pairs: list[Pair], run_dir: Path):
     from seq2seq.casing import FirstWordCasing
 
     casing = FirstWordCasing.learn(pair.source for pair in train_pairs)
-    atomic_write_text(run_dir / CASING_FILE, json.dumps({"lower_first_words": casing.words}, ensure_ascii=False) + "\n")
+    words = json.dumps({"lower_first_words": casing.words}, ensure_ascii=False)
+    atomic_write_text(run_dir / CASING_FILE, words + "\n")
     return casing
 
 
@@ -282,6 +283,7 @@ def _load_casing(run_dir: Path):
 
 
 def _used_casing(config: RunConfig, casing):
+    """`casing`, or None when the run's `decode.first_word_casing` is off."""
     return casing if config.decode.first_word_casing else None
 
 
