@@ -14,3 +14,21 @@ def test_greedy_speedup_compares_seconds_per_sentence_with_the_tutorial_baseline
     assert result["tutorial_sentences_per_s"] == 0.5
     assert result["tutorial_agreement"] == 0.75  # "b" differs
     assert list(result)[:2] == ["greedy_speedup", "greedy_speedup_vs_compiled_prefix"]
+
+
+def test_without_model_it_decodes_with_the_quick_start_run_when_there_is_one(tmp_path, monkeypatch):
+    import argparse
+
+    monkeypatch.chdir(tmp_path)
+
+    def chosen(*argv):
+        parser = argparse.ArgumentParser()
+        bench_decode.add_arguments(parser)
+        return bench_decode.chosen_model(parser.parse_args(list(argv)))
+
+    assert chosen() is None  # no run: a fresh translator
+    (tmp_path / bench_decode.DEFAULT_RUN).mkdir(parents=True)
+    (tmp_path / bench_decode.DEFAULT_RUN / "model.keras").write_bytes(b"")
+    assert chosen() == bench_decode.DEFAULT_RUN
+    assert chosen("--fresh") is None
+    assert chosen("--model", "elsewhere") == "elsewhere"

@@ -20,7 +20,10 @@ of source ids (tokenization and detokenization are not timed):
   Both baselines forbid the same tokens as the kit (pad, start), so their
   outputs should equal kit greedy's (`baseline_agreement`).
 
-Without `--model` the translator is freshly initialised at the training
+Without `--model` it decodes with the run the README's first command trains
+(`runs/en-fr`, relative to the working directory) when there is one: the
+outputs end where a trained model ends them, as in real use. With `--fresh`,
+or without that run, the translator is freshly initialised at the training
 benchmark's sizes (vocabulary 8,000, embeddings and units 256): decoding speed
 does not depend on the weights, only on how many steps run, and an untrained
 model rarely emits the end token, so every batch runs to `max_length`. (Its
@@ -36,6 +39,8 @@ import time
 GREEDY_SPEEDUP_TARGET = 50.0
 BEAM4_OVER_GREEDY_TARGET = 2.5
 BEAM_SIZE = 4
+# The run directory of the README's first command (`recipes/translate_gettext.py`).
+DEFAULT_RUN = "runs/en-fr"
 # Sentences the on-the-fly tokenizer trains on (a sample of the training split).
 TOKENIZER_SENTENCES = 50_000
 # The kit decodes each batch this many times (its runs are short, so one
@@ -51,7 +56,10 @@ TUTORIAL_BASELINE = ("greedy, one sentence at a time; an eager call of the full 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", help="trained run directory (default: a freshly initialised translator)")
+    parser.add_argument("--model", help=f"trained run directory (default: {DEFAULT_RUN} if it holds a run, "
+                                        "else a freshly initialised translator)")
+    parser.add_argument("--fresh", action="store_true",
+                        help="decode with a freshly initialised translator even if a trained run is there")
     parser.add_argument("--tokenizer", help="SentencePiece .model for the fresh translator "
                                             "(default: train one on the training split)")
     parser.add_argument("--target", default="fr", help="gettext target language (default: fr)")
@@ -83,7 +91,8 @@ def run(args) -> dict:
     keras.utils.set_random_seed(args.seed)  # first: seeding clears TF's kernel cache (tokenizer resources)
     split = gettext_split(args.target, args.locale_dir)
     texts = [pair.source for pair in split.test[: args.sentences]]
-    setup = _load_run(args) if args.model else _fresh_translator(args, split.train)
+    model = chosen_model(args)
+    setup = _load_run(model, args) if model else _fresh_translator(args, split.train)
     hypotheses, seconds = _measure(_source_batches(setup, texts), {
         "greedy": (_kit_decoder(setup, beam_size=1), args.repeats),
         "beam4": (_kit_decoder(setup, beam_size=BEAM_SIZE), args.repeats),
@@ -147,10 +156,22 @@ def _report(setup: dict, hypotheses: dict, seconds: dict, *, kit_repeats: int) -
 # ----------------------------------------------------------------------------- setup
 
 
-def _load_run(args) -> dict:
+def chosen_model(args) -> str | None:
+    """The run directory to decode with: `--model`, else `DEFAULT_RUN` if it holds a trained
+    model and `--fresh` is not given; None = a freshly initialised translator."""
+    from pathlib import Path
+
+    if args.model:
+        return args.model
+    if not args.fresh and (Path(DEFAULT_RUN) / "model.keras").is_file():
+        return DEFAULT_RUN
+    return None
+
+
+def _load_run(model: str, args) -> dict:
     from seq2seq.translation import load_run
 
-    run = load_run(args.model)
+    run = load_run(model)
     decode = run.config.decode
     return dict(
         translator=run.translator, tokenizer=run.tokenizer,
@@ -158,7 +179,7 @@ def _load_run(args) -> dict:
         max_length=args.max_length or decode.max_length,
         batch_size=args.batch_size or decode.batch_size,
         length_penalty=decode.length_penalty,
-        description=f"trained run {args.model}",
+        description=f"trained run {model}",
     )
 
 
