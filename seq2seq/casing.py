@@ -58,11 +58,14 @@ class FirstWordCasing(tf.Module):
               min_ratio: float = MIN_RATIO) -> "FirstWordCasing":
         """The casing of the training `sources` (whitespace-separated words, counted everywhere)."""
         counts = Counter(word for source in sources for word in source.split(" "))
-        words = [
-            _title(word) for word, count in counts.items()
-            if _is_lower(word) and _lower_first(_title(word)) == word and _is_title(_title(word))
-            and counts[_title(word)] < max_capitalised and count >= min_ratio * max(counts[_title(word)], 1)
-        ]
+        words = []
+        for word, count in counts.items():
+            title = _title(word)
+            # The title form must lower back to the word ("ß" upper-cases to "SS", which does not).
+            if not (_is_lower(word) and _is_title(title) and _lower_first(title) == word):
+                continue
+            if counts[title] < max_capitalised and count >= min_ratio * max(counts[title], 1):
+                words.append(title)
         return cls(words)
 
     def lower_first_words(self, texts):

@@ -452,21 +452,18 @@ def _check_lengths(max_length, min_length):
 
 
 def _gather_rows(rows: _Rows, live, slots) -> _Rows:
-    """The `live` input rows of `rows` (their hypotheses: `slots`)."""
-    per_row = _Rows(*(tf.nest.map_structure(lambda x: tf.gather(x, live), field) for field in rows[:4]),
-                    model_state=None)
+    """The `live` input rows of `rows`; `model_state` by hypothesis (`slots`)."""
+    per_row = tf.nest.map_structure(lambda x: tf.gather(x, live), rows._replace(model_state={}))
     return per_row._replace(model_state={k: tf.gather(v, slots) for k, v in rows.model_state.items()})
 
 
 def _scatter_rows(rows: _Rows, updates: _Rows, live, slots) -> _Rows:
-    """`rows` with the `live` input rows (hypotheses: `slots`) replaced by `updates`."""
-    def put(full, index, update):
-        return tf.tensor_scatter_nd_update(full, index[:, None], update)
+    """`rows` with the `live` input rows replaced by `updates`; `model_state` by hypothesis (`slots`)."""
+    def put(index):
+        return lambda full, update: tf.tensor_scatter_nd_update(full, index[:, None], update)
 
-    per_row = [tf.nest.map_structure(lambda f, u: put(f, live, u), field, update)
-               for field, update in zip(rows[:4], updates[:4])]
-    state = {k: put(v, slots, updates.model_state[k]) for k, v in rows.model_state.items()}
-    return _Rows(*per_row, model_state=state)
+    per_row = tf.nest.map_structure(put(live), rows._replace(model_state={}), updates._replace(model_state={}))
+    return per_row._replace(model_state=tf.nest.map_structure(put(slots), rows.model_state, updates.model_state))
 
 
 def _scatter_into_zeros(record, live, batch):

@@ -85,14 +85,15 @@ def export_translator(translator, tokenizer, out_dir, *, max_source_len: int, be
     @tf.function(input_signature=[_TEXTS])
     def translate(texts):
         """[batch] strings -> translations, scores, token_ids and lengths (see the module)."""
-        lowered = tf.zeros(tf.shape(texts), tf.bool)
         if casing is not None:
             texts, lowered = casing.lower_first_words(texts)
         source_ids = encode_sources(texts, tokenizer, max_source_len).to_tensor()
         result = encode_and_decode(translator, source_ids, **options)
         translations = tokenizer.detokenize(result.token_ids)
+        if casing is not None:
+            translations = casing.raise_first_letters(translations, lowered)
         return {
-            "translations": translations if casing is None else casing.raise_first_letters(translations, lowered),
+            "translations": translations,
             "scores": result.scores,
             "token_ids": result.token_ids,
             "lengths": result.lengths,

@@ -34,9 +34,9 @@ METRICS_FILE = "metrics.json"
 CASING_FILE = "casing.json"
 # Validation sentences decoded after each epoch to watch for end-token collapse.
 PROBE_SIZE = 32
-# [train] settings a resumed run may change: they steer what comes next, not what was trained.
 # Free space a run directory needs to start (the exact need is checked once the model is built).
 MIN_FREE_BYTES = 16 << 20
+# [train] settings a resumed run may change: they steer what comes next, not what was trained.
 RESUMABLE_TRAIN_FIELDS = ("epochs", "learning_rate", "lr_schedule", "clipnorm", "patience", "max_minutes",
                           "checkpoint_every_steps", "strategy", "deterministic")
 
@@ -193,9 +193,8 @@ def _training_callbacks(config: RunConfig, translator, tokenizer, split: Split, 
 
     callbacks = [CollapseMonitor(decode_probes, [p.source for p in probes], [p.target for p in probes],
                                  padding_masked=True)]
-    seconds = config.train.max_minutes * 60 or None
-    if seconds:
-        callbacks.append(TimeBudget(seconds))
+    if config.train.max_minutes:
+        callbacks.append(TimeBudget(config.train.max_minutes * 60))
     return callbacks
 
 
