@@ -90,7 +90,7 @@ def test_padding_masked_flag_reaches_the_report(files, tmp_path):
     "case, message",
     [
         ("mismatch", "has 3 lines but"),
-        ("missing", "cannot read"),
+        ("missing", "input file not found"),
         ("bad_targets", "line 2: expected space-separated token ids"),
         ("no_predictions", "needs --predictions FILE and --references FILE"),
     ],

@@ -31,3 +31,26 @@ def test_unknown_command_exits_with_usage_error(capsys):
         main(["no-such-command"])
     assert exit_info.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_read_lines_keeps_one_entry_per_newline(tmp_path):
+    from seq2seq.cli.io import read_lines
+
+    path = tmp_path / "lines.txt"
+    # BOM, CRLF, a U+2028 and a form feed inside lines (str.splitlines would split there), an empty line.
+    path.write_bytes("\ufeffone\r\ntwo\u2028half\n\nthree\x0cfour\n".encode("utf-8"))
+    assert read_lines(path) == ["one", "two\u2028half", "", "three\x0cfour"]
+    path.write_text("no final newline", encoding="utf-8")
+    assert read_lines(path) == ["no final newline"]
+
+
+def test_read_lines_names_the_bad_file(tmp_path):
+    from seq2seq.cli.io import read_lines
+    from seq2seq.errors import UserError
+
+    with pytest.raises(UserError, match="input file not found: .*missing.txt"):
+        read_lines(tmp_path / "missing.txt")
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes("caf\xe9\n".encode("latin-1"))
+    with pytest.raises(UserError, match="latin.txt is not UTF-8"):
+        read_lines(latin)

@@ -19,6 +19,7 @@ import json
 import sys
 from pathlib import Path
 
+from seq2seq.cli.io import read_lines
 from seq2seq.errors import UserError
 from seq2seq.tokens import END_ID, PAD_ID, START_ID
 
@@ -142,18 +143,6 @@ def decode_data(model: Path | None, data: Path | None, beam: int | None) -> tupl
     if report.total_skipped:
         print(f"skipped {report.total_skipped} bad lines of {data}", file=sys.stderr)
     return decode_run(run, pairs, beam_size=beam)
-
-
-def read_lines(path: Path) -> list[str]:
-    """The file's lines without their line ends; a final newline ends the last line."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise UserError(f"cannot read {path}: {error}") from error
-    lines = text.split("\n")
-    if lines[-1] == "":
-        lines.pop()
-    return [line.rstrip("\r") for line in lines]
 
 
 def read_id_lines(path: Path) -> list[list[int]]:
