@@ -25,12 +25,13 @@ from pathlib import Path
 import numpy as np
 
 from seq2seq import config_io
+from seq2seq.atomic import atomic_write_text
 from seq2seq.data.batching import BatchingConfig
 from seq2seq.data.reader import LabeledText
 from seq2seq.errors import UserError
+from seq2seq.run_dir import CONFIG_FILE, prepare_run_dir
 from seq2seq.saliency import RECOMMENDED_SALIENCY_WEIGHT
 
-CONFIG_FILE = "config.toml"
 LABELS_FILE = "labels.json"
 TOKENIZER_FILE = "tokenizer.model"
 MODEL_FILE = "model.keras"
@@ -46,6 +47,8 @@ METRICS_FILE = "metrics.json"
 DEFAULT_SALIENCY_WEIGHT = RECOMMENDED_SALIENCY_WEIGHT
 # Texts per call of the fast predict path (bounds memory on big inputs).
 PREDICT_CHUNK = 16384
+# [train] settings a resumed run may change: they steer what comes next, not what was trained.
+RESUMABLE_TRAIN_FIELDS = ("epochs", "learning_rate", "clipnorm", "patience")
 
 
 @dataclass(frozen=True)
@@ -203,7 +206,7 @@ def train_run(config: ClassifierRunConfig, train_examples: list[LabeledText],
     from seq2seq.tokenizer import SentencePieceTokenizer
     from seq2seq.training import TrainConfig, train
 
-    run_dir = _prepare_run_dir(config, Path(run_dir))
+    run_dir = prepare_run_dir(config, Path(run_dir), RESUMABLE_TRAIN_FIELDS, log)
     log("config:\n" + config_io.to_toml(config))
     labels = _write_labels(run_dir, label_vocabulary(train_examples))
     keras.utils.set_random_seed(config.train.seed)
@@ -238,24 +241,8 @@ def _write_labels(run_dir: Path, labels: list[str]) -> list[str]:
     path = run_dir / LABELS_FILE
     if path.exists() and json.loads(path.read_text()) != labels:
         raise UserError(f"{run_dir} was trained with other labels ({path}); pass a new --out directory")
-    path.write_text(json.dumps(labels) + "\n")
+    atomic_write_text(path, json.dumps(labels) + "\n")
     return labels
-
-
-def _prepare_run_dir(config: ClassifierRunConfig, run_dir: Path) -> Path:
-    """Creates the run directory; refuses to resume a run that had another config."""
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise UserError(f"cannot create run directory {str(run_dir)!r}: {error.strerror}") from None
-    config_path = run_dir / CONFIG_FILE
-    if config_path.exists() and load_config(config_path) != config:
-        raise UserError(
-            f"{run_dir} holds a run with a different configuration ({config_path}); "
-            "resume it with the same options, or pass a new --out directory"
-        )
-    config_path.write_text(config_io.to_toml(config))
-    return run_dir
 
 
 def load_config(path) -> ClassifierRunConfig:

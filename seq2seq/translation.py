@@ -16,26 +16,24 @@ A run directory holds everything a run needs to be resumed, used or exported:
 
 import dataclasses
 import json
-import shutil
 import time
 from pathlib import Path
 
 from seq2seq import config_io
+from seq2seq import run_dir as run_dir_lib
 from seq2seq.atomic import atomic_write_text
 from seq2seq.data.reader import Pair, read_corpus
 from seq2seq.data.split import Split, split_pairs
 from seq2seq.errors import UserError
 from seq2seq.run_config import RunConfig
 
-CONFIG_FILE = "config.toml"
+CONFIG_FILE = run_dir_lib.CONFIG_FILE
 TOKENIZER_FILE = "tokenizer.model"
 MODEL_FILE = "model.keras"
 METRICS_FILE = "metrics.json"
 CASING_FILE = "casing.json"
 # Validation sentences decoded after each epoch to watch for end-token collapse.
 PROBE_SIZE = 32
-# Free space a run directory needs to start (the exact need is checked once the model is built).
-MIN_FREE_BYTES = 16 << 20
 # [train] settings a resumed run may change: they steer what comes next, not what was trained.
 RESUMABLE_TRAIN_FIELDS = ("epochs", "learning_rate", "lr_schedule", "clipnorm", "patience", "max_minutes",
                           "checkpoint_every_steps", "strategy", "deterministic")
@@ -204,37 +202,7 @@ def prepare_run_dir(config: RunConfig, run_dir: Path, log=print) -> Path:
     Refuses to resume a run that had another config, except for the
     `RESUMABLE_TRAIN_FIELDS` (for example a lower learning rate after a NaN).
     """
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / ".write-test"
-        probe.write_text("ok")
-        probe.unlink()
-        free = shutil.disk_usage(run_dir).free
-    except OSError as error:
-        raise UserError(f"cannot write to run directory {str(run_dir)!r}: {error.strerror}") from None
-    if free < MIN_FREE_BYTES:
-        raise UserError(f"not enough space in run directory {str(run_dir)!r}: {free:,} bytes free, "
-                        f"at least {MIN_FREE_BYTES:,} needed; free some space or pass another --out")
-    written = config_io.to_toml(config)
-    config_path = run_dir / CONFIG_FILE
-    if config_path.exists():
-        saved = config_io.build(RunConfig, config_io.load_toml(config_path))
-        steering = {name: getattr(config.train, name) for name in RESUMABLE_TRAIN_FIELDS}
-        if dataclasses.replace(saved, train=dataclasses.replace(saved.train, **steering)) != config:
-            raise UserError(
-                f"{run_dir} holds a run with a different configuration ({config_path}); "
-                f"resume it with the same config (only train.{{{','.join(RESUMABLE_TRAIN_FIELDS)}}} may change), "
-                "or pass a new --out directory"
-            )
-        changed = [f"train.{name}: {getattr(saved.train, name)!r} -> {value!r}"
-                   for name, value in steering.items() if getattr(saved.train, name) != value]
-        if changed:
-            log("resuming with changed settings: " + ", ".join(changed))
-    try:
-        atomic_write_text(config_path, written)
-    except OSError as error:
-        raise UserError(f"cannot write to run directory {str(run_dir)!r}: {error.strerror}") from None
-    return run_dir
+    return run_dir_lib.prepare_run_dir(config, run_dir, RESUMABLE_TRAIN_FIELDS, log)
 
 
 # ----------------------------------------------------------------------------- using a run
