@@ -44,6 +44,15 @@ def test_read_lines_keeps_one_entry_per_newline(tmp_path):
     assert read_lines(path) == ["no final newline"]
 
 
+def test_standard_input_is_split_like_a_file(monkeypatch):
+    import io
+
+    from seq2seq.cli.io import read_input
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO("\ufeffone\r\ntwo\u2028half\n"))
+    assert read_input(None) == ["one", "two\u2028half"]
+
+
 def test_read_lines_names_the_bad_file(tmp_path):
     from seq2seq.cli.io import read_lines
     from seq2seq.errors import UserError

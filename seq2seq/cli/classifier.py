@@ -3,7 +3,7 @@
 import json
 import sys
 
-from seq2seq.cli.io import log, read_lines
+from seq2seq.cli.io import log, read_input
 from seq2seq.errors import UserError
 
 
@@ -87,7 +87,7 @@ def run_predict(args) -> int:
     from seq2seq.classification import load_run, predictions
 
     run = load_run(args.model)
-    lines = read_lines(args.input) if args.input else sys.stdin.read().splitlines()
+    lines = read_input(args.input)
     texts = [line for line in lines if line.strip()]
     if not texts:
         raise UserError(f"no text to classify in {args.input or 'stdin'}: give one text per line")

@@ -24,6 +24,16 @@ def read_lines(path) -> list[str]:
         raise UserError(f"input file {path} is not UTF-8 text") from None
     except OSError as error:
         raise UserError(f"cannot read {path}: {error.strerror}") from None
+    return split_lines(text)
+
+
+def read_input(path) -> list[str]:
+    """`read_lines(path)`, or the lines of standard input when `path` is None."""
+    return read_lines(path) if path else split_lines(sys.stdin.read().removeprefix("\ufeff"))
+
+
+def split_lines(text: str) -> list[str]:
+    """`text` cut at each "\n" (a "\r" before it dropped); a final newline ends the last line."""
     lines = text.split("\n")
     if lines[-1] == "":
         lines.pop()

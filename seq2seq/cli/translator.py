@@ -5,7 +5,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from seq2seq.cli.io import log, read_lines
+from seq2seq.cli.io import log, read_input
 
 
 def register(subparsers) -> None:
@@ -123,7 +123,7 @@ def run_translate(args) -> int:
     from seq2seq.translation import load_run, translate_texts
 
     run = load_run(args.model)
-    lines = read_lines(args.input) if args.input else sys.stdin.read().splitlines()
+    lines = read_input(args.input)
     outputs = translate_texts(run, lines, beam_size=args.beam, max_length=args.max_length,
                               batch_size=args.batch_size)
     sys.stdout.write("".join(line + "\n" for line in outputs))
