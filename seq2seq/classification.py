@@ -29,7 +29,7 @@ from seq2seq.atomic import atomic_write_text
 from seq2seq.data.batching import BatchingConfig
 from seq2seq.data.reader import LabeledText
 from seq2seq.errors import UserError
-from seq2seq.run_dir import CONFIG_FILE, prepare_run_dir
+from seq2seq.run_dir import CONFIG_FILE, prepare_any_run_dir
 from seq2seq.saliency import RECOMMENDED_SALIENCY_WEIGHT
 
 LABELS_FILE = "labels.json"
@@ -206,7 +206,7 @@ def train_run(config: ClassifierRunConfig, train_examples: list[LabeledText],
     from seq2seq.tokenizer import SentencePieceTokenizer
     from seq2seq.training import TrainConfig, train
 
-    run_dir = prepare_run_dir(config, Path(run_dir), RESUMABLE_TRAIN_FIELDS, log)
+    run_dir = prepare_any_run_dir(config, Path(run_dir), RESUMABLE_TRAIN_FIELDS, log)
     log("config:\n" + config_io.to_toml(config))
     labels = _write_labels(run_dir, label_vocabulary(train_examples))
     keras.utils.set_random_seed(config.train.seed)

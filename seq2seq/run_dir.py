@@ -1,6 +1,6 @@
 """Starting or resuming a run directory: shared by translator and classifier runs.
 
-`prepare_run_dir` runs before any data is read or any model is built, so a
+`prepare_any_run_dir` runs before any data is read or any model is built, so a
 bad `--out` fails in a second, not after an hour of training: the directory
 must take writes and have room, and a directory that already holds a run
 must have been started with the same configuration, except for the `[train]`
@@ -20,7 +20,7 @@ CONFIG_FILE = "config.toml"
 MIN_FREE_BYTES = 16 << 20
 
 
-def prepare_run_dir(config, run_dir: Path, resumable_train_fields: tuple[str, ...], log=print) -> Path:
+def prepare_any_run_dir(config, run_dir: Path, resumable_train_fields: tuple[str, ...], log=print) -> Path:
     """Creates `run_dir`, checks that it takes writes and has room, and writes `config.toml`.
 
     Args:

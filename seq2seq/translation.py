@@ -20,14 +20,13 @@ import time
 from pathlib import Path
 
 from seq2seq import config_io
-from seq2seq import run_dir as run_dir_lib
 from seq2seq.atomic import atomic_write_text
 from seq2seq.data.reader import Pair, read_corpus
 from seq2seq.data.split import Split, split_pairs
 from seq2seq.errors import UserError
 from seq2seq.run_config import RunConfig
+from seq2seq.run_dir import CONFIG_FILE, prepare_any_run_dir
 
-CONFIG_FILE = run_dir_lib.CONFIG_FILE
 TOKENIZER_FILE = "tokenizer.model"
 MODEL_FILE = "model.keras"
 METRICS_FILE = "metrics.json"
@@ -202,7 +201,7 @@ def prepare_run_dir(config: RunConfig, run_dir: Path, log=print) -> Path:
     Refuses to resume a run that had another config, except for the
     `RESUMABLE_TRAIN_FIELDS` (for example a lower learning rate after a NaN).
     """
-    return run_dir_lib.prepare_run_dir(config, run_dir, RESUMABLE_TRAIN_FIELDS, log)
+    return prepare_any_run_dir(config, run_dir, RESUMABLE_TRAIN_FIELDS, log)
 
 
 # ----------------------------------------------------------------------------- using a run
