@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 
@@ -63,3 +64,21 @@ def test_read_lines_names_the_bad_file(tmp_path):
     latin.write_bytes("caf\xe9\n".encode("latin-1"))
     with pytest.raises(UserError, match="latin.txt is not UTF-8"):
         read_lines(latin)
+
+
+def test_tensorflow_starts_without_lines_on_stderr():
+    """Start-up noise and oneDNN's later "supports DT_INT64 only on ..." line stay off the terminal."""
+    script = (
+        "from seq2seq.cli.quiet import import_tensorflow_quietly\n"
+        "import_tensorflow_quietly()\n"
+        "import tensorflow as tf\n"
+        "tf.function(lambda x: tf.concat([x, x], axis=1))(tf.ragged.constant([[1], [2, 3]], tf.int64))\n"
+        "for dtype in (tf.bool, tf.int32):\n"
+        "    tf.function(tf.transpose)(tf.zeros([2, 3], dtype))\n"
+        "print('ok')\n"
+    )
+    env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "ok\n"
+    assert "oneDNN" not in result.stderr and "E0000" not in result.stderr, result.stderr

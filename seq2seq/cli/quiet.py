@@ -5,6 +5,12 @@ descriptor 2 before its logger is configured, so `TF_CPP_MIN_LOG_LEVEL` alone
 does not silence them. The CLI imports TensorFlow (and tensorflow-text) and
 initialises the devices with descriptor 2 pointed at a temporary file; if that
 fails, the captured text is replayed so the error is not lost.
+
+One more line would come later: the first time oneDNN's graph pass meets an
+integer or boolean op it leaves to Eigen (TensorFlow's ragged concat, Keras'
+LSTM mask transposes), it logs "oneDNN supports DT_INT64 only on platforms
+with AVX-512 ..." at ERROR level, once per process whatever the dtype. The
+start-up here runs one such op, so that line goes to the temporary file too.
 """
 
 import os
@@ -26,6 +32,8 @@ def import_tensorflow_quietly() -> None:
             import tensorflow_text  # noqa: F401  (registers the SentencePiece ops)
 
             tf.config.list_logical_devices()
+            # oneDNN's fallback line (once per process; a 1 x 1 transpose is skipped).
+            tf.function(tf.transpose)(tf.zeros([2, 2], tf.int32))
         except BaseException:
             os.dup2(saved, 2)
             sink.seek(0)
