@@ -76,6 +76,8 @@ class ModelConfig:
     bidirectional: bool = False
     # "luong" (dot/general score) or "bahdanau" (additive).
     attention: str = "luong"
+    # Feed the previous attentional state to the decoder (Luong et al.; OpenNMT's default).
+    input_feeding: bool = False
     dropout: float = 0.1
     # lambda of the saliency penalty (needs source annotations; 0 = off).
     saliency_weight: float = 0.0

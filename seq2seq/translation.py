@@ -79,12 +79,52 @@ def load_splits(config: RunConfig, log=print) -> Split:
     return split
 
 
-def prepare_tokenizer(config: RunConfig, train_pairs: list[Pair], run_dir: Path) -> Path:
+def prepare_tokenizer(config: RunConfig, train_pairs: list[Pair], run_dir: Path, **trainer_options) -> Path:
     """The run's SentencePiece model: kept, copied from `[tokenizer] model`, or trained on both sides."""
     from seq2seq.tokenizer import prepare_run_tokenizer
 
     sentences = [pair.source for pair in train_pairs] + [pair.target for pair in train_pairs]
-    return prepare_run_tokenizer(run_dir, config.tokenizer, sentences)
+    return prepare_run_tokenizer(run_dir, config.tokenizer, sentences, **trainer_options)
+
+
+def resolve_data_defaults(config: RunConfig, train_pairs: list[Pair], run_dir: Path, log=print):
+    """Chooses the settings left at 0 from the training pairs (`seq2seq.data_defaults`).
+
+    Trains (or keeps) the run's tokenizer on the way, since the length cuts
+    count its pieces. Returns `(resolved RunConfig, SentencePieceTokenizer)` and
+    writes the resolved config to `run_dir/config.toml`, which is what
+    `load_run` reads back.
+    """
+    from seq2seq import data_defaults as auto
+    from seq2seq.data.pipeline import count_pieces
+    from seq2seq.tokenizer import SentencePieceTokenizer
+
+    resolved, trainer_options = config, {}
+    if auto.is_auto(config, "tokenizer", "vocab_size") and not config.tokenizer.model:
+        characters = auto.count_characters(text for pair in train_pairs for text in (pair.source, pair.target))
+        size, reason = auto.choose_vocab_size(len(train_pairs), characters)
+        resolved, trainer_options = auto.with_value(resolved, "tokenizer", "vocab_size", size), {"hard_vocab_limit": False}
+        log(reason)
+    tokenizer = SentencePieceTokenizer.from_file(prepare_tokenizer(resolved, train_pairs, run_dir, **trainer_options))
+    if auto.is_auto(resolved, "tokenizer", "vocab_size"):
+        resolved = auto.with_value(resolved, "tokenizer", "vocab_size", tokenizer.vocab_size)
+    sides = (("max_source_len", "source", lambda pair: pair.source), ("max_target_len", "target", lambda pair: pair.target))
+    counts = {}
+    for name, side, text in sides:
+        if auto.is_auto(resolved, "batching", name) or (name == "max_target_len" and auto.is_auto(resolved, "train", "epochs")):
+            counts[name] = count_pieces([text(pair) for pair in train_pairs], tokenizer)
+        if auto.is_auto(resolved, "batching", name):
+            cut, reason = auto.choose_length_cut(counts[name], side)
+            resolved = auto.with_value(resolved, "batching", name, cut)
+            log(reason)
+    if auto.is_auto(resolved, "train", "epochs"):
+        tokens = int((counts["max_target_len"] + 1).clip(max=resolved.batching.max_target_len).sum())
+        epochs, reason = auto.choose_epochs(tokens)
+        resolved = auto.with_value(resolved, "train", "epochs", epochs)
+        log(reason)
+    if resolved != config:
+        atomic_write_text(Path(run_dir) / CONFIG_FILE, config_io.to_toml(resolved))
+    return resolved, tokenizer
 
 
 # ----------------------------------------------------------------------------- training
@@ -98,7 +138,7 @@ def build_translator(config: RunConfig, vocab_size: int):
     return Translator(
         vocab_size=vocab_size, embed_dim=model.embed_dim, units=model.units,
         encoder_layers=model.encoder_layers, bidirectional=model.bidirectional,
-        attention=model.attention, dropout=model.dropout, saliency_weight=model.saliency_weight,
+        attention=model.attention, input_feeding=model.input_feeding, dropout=model.dropout, saliency_weight=model.saliency_weight,
         dtype=model.precision,
     )
 
@@ -134,17 +174,17 @@ def train_run(config: RunConfig, run_dir, *, progress: bool = True, log=print) -
 
     from seq2seq.data.pipeline import make_translation_dataset
     from seq2seq.distribution import distribution_strategy
-    from seq2seq.tokenizer import SentencePieceTokenizer
     from seq2seq.training import TrainConfig, train
 
     strategy = distribution_strategy(config.train.strategy)  # multiworker: before other TF work
+    config = with_saved_choices(config, run_dir)
     run_dir = prepare_run_dir(config, Path(run_dir), log)
-    log("config:\n" + config_io.to_toml(config))
     if config.train.deterministic:
         tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(config.train.seed)
     split = load_splits(config, log)
-    tokenizer = SentencePieceTokenizer.from_file(prepare_tokenizer(config, split.train, run_dir))
+    config, tokenizer = resolve_data_defaults(config, split.train, run_dir, log)
+    log("config:\n" + config_io.to_toml(config))
     casing = _used_casing(config, learn_casing(split.train, run_dir))
     datasets = [
         make_translation_dataset([p.source for p in pairs], [p.target for p in pairs], tokenizer,
@@ -201,7 +241,17 @@ def prepare_run_dir(config: RunConfig, run_dir: Path, log=print) -> Path:
     Refuses to resume a run that had another config, except for the
     `RESUMABLE_TRAIN_FIELDS` (for example a lower learning rate after a NaN).
     """
-    return prepare_any_run_dir(config, run_dir, RESUMABLE_TRAIN_FIELDS, log)
+    return prepare_any_run_dir(with_saved_choices(config, run_dir), run_dir, RESUMABLE_TRAIN_FIELDS, log)
+
+
+def with_saved_choices(config: RunConfig, run_dir) -> RunConfig:
+    """`config` with the settings a saved run in `run_dir` chose from its data, for those left at 0."""
+    from seq2seq.data_defaults import fill_from
+
+    saved = Path(run_dir) / CONFIG_FILE
+    if not saved.is_file():
+        return config
+    return fill_from(config, config_io.build(RunConfig, config_io.load_toml(saved)))
 
 
 # ----------------------------------------------------------------------------- using a run

@@ -47,6 +47,7 @@ def make_translation_dataset(
         A dataset of int32 [batch, S], [batch, T], (float32 [batch, S]) and int32 [batch, T].
     """
     _check_aligned(sources=sources, targets=targets)
+    config.check_resolved()
     columns = {"source": list(sources), "target": list(targets)}
     columns.update(_annotation_columns(sources, annotations))
 
