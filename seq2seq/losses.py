@@ -27,8 +27,9 @@ from seq2seq.tokens import END_ID, PAD_ID, START_ID
 
 try:
     # Private in Keras 3.15 (no public accessor exists), used by the built-in
-    # `Loss.__call__` itself. A JAX array cannot carry attributes, so Keras
-    # keeps its mask in a global table that only this function reads.
+    # `Loss.__call__` itself. A JAX tracer (inside `jax.jit`, where Keras'
+    # fit and evaluate run) cannot carry attributes, so Keras keeps its mask
+    # in a global table that only this function reads.
     from keras.src.backend import get_keras_mask as _keras_get_mask
 except ImportError:  # Keras moved it; tests/test_backends.py fails loudly on this.
     _keras_get_mask = None
@@ -333,7 +334,8 @@ def _keras_mask(x):
 
     Keras' own accessor when it is importable (it finds masks on every
     backend); otherwise the `_keras_mask` attribute, which TensorFlow and
-    PyTorch tensors carry but JAX arrays cannot, so masks are lost on JAX.
+    PyTorch tensors and eager JAX arrays carry but JAX tracers cannot, so
+    masks are lost inside `jax.jit` (in a JAX model's fit and evaluate).
     """
     if _keras_get_mask is not None:
         return _keras_get_mask(x)

@@ -306,6 +306,7 @@ def case_end_padding_weights_spare_each_rows_real_end():
     assert weights.dtype == np.float32 and weights.shape == END_PADDED.shape
     np.testing.assert_allclose(weights, np_end_padding_weights(END_PADDED, 0.1))
     np.testing.assert_allclose(weights[0], [1, 1, 1, 0.1, 0.1])
+    np.testing.assert_allclose(weights[3], [1, 1, 0, 0, 0])
     random = np.random.default_rng(0).choice([PAD_ID, 4, 5, END_ID], size=(6, 9))
     assert_close(end_padding_weights(random, 0.25), np_end_padding_weights(random, 0.25))
 

@@ -22,8 +22,6 @@ from pathlib import Path
 
 import pytest
 
-import seq2seq.losses
-
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
 CASE_MODULES = ("loss_cases", "metric_cases")
@@ -157,15 +155,20 @@ def test_docs_example_trains_a_transformer_on_jax(runs):
 
 
 def test_keras_still_has_the_private_mask_accessor():
-    """Keras keeps masks of JAX arrays in a table only its private accessor reads."""
+    """Inside jax.jit Keras keeps masks in a table only its private accessor reads."""
+    import seq2seq.losses  # in this process, on conftest's backend (TensorFlow by default)
+
     assert seq2seq.losses._keras_get_mask is not None, (
         "Keras moved keras.src.backend.get_keras_mask: seq2seq.losses now falls back to the "
-        "_keras_mask attribute, which JAX arrays cannot carry, so on JAX the losses and "
-        "metrics ignore Keras masks. Import the accessor from its new place.")
+        "_keras_mask attribute, which JAX tracers cannot carry, so in a JAX model's fit "
+        "and evaluate the losses and metrics ignore Keras masks. Import the accessor from "
+        "its new place.")
 
 
 def test_mask_fallback_reads_the_attribute(monkeypatch):
     import keras
+
+    import seq2seq.losses
 
     output = keras.layers.Embedding(5, 3, mask_zero=True)(keras.ops.convert_to_tensor([[1, 0]]))
     expected = keras.ops.convert_to_numpy(seq2seq.losses._keras_mask(output))
