@@ -142,6 +142,7 @@ class RunFiles:
         """
         saved = model.get_config()
         for key, value in dataclasses.asdict(settings).items():
+            value = list(value) if isinstance(value, tuple) else value  # get_config() holds lists
             if key in saved and saved[key] != value:
                 raise self.error(
                     config_name,

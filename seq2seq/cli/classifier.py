@@ -3,7 +3,7 @@
 import json
 import sys
 
-from seq2seq.cli.io import log, read_input_lines
+from seq2seq.cli.io import DEFAULT_MAX_LINE_CHARS, log, read_input_lines
 
 
 def register(subparsers) -> None:
@@ -45,8 +45,9 @@ def register(subparsers) -> None:
     predict.add_argument("--input", metavar="FILE", help="text file, one text per line (default: standard input)")
     predict.add_argument("--strict", action="store_true",
                          help="stop with an error (exit 2) at the first line that is not UTF-8, holds a NUL "
-                              "byte or is too long (default: off; each such line, and each blank line, gets "
-                              '{"error": ...} as its JSON line and a warning on stderr)')
+                              f"byte or has over {DEFAULT_MAX_LINE_CHARS} characters (default: off; each such "
+                              'line, and each blank line, gets {"error": ...} as its JSON line and a warning '
+                              "on stderr)")
     predict.set_defaults(handler=run_predict)
 
 

@@ -13,7 +13,7 @@ outputs that never end are measured, not inferred from text. The targets file
 holds one training target per line as space-separated token ids. The text
 report goes to stdout (to stderr with `--json -`, which puts the JSON there).
 
-A line that cannot be read (not UTF-8, a NUL byte, too long) is left out with
+A line that cannot be read (not UTF-8, a NUL byte, over 1000 characters) is left out with
 a warning naming it, together with the line of the same number in the other
 file, so predictions and references stay aligned; `--strict` stops there.
 """
@@ -23,7 +23,7 @@ import json
 import sys
 from pathlib import Path
 
-from seq2seq.cli.io import read_input_lines, read_pair_lines
+from seq2seq.cli.io import DEFAULT_MAX_LINE_CHARS, read_input_lines, read_pair_lines
 from seq2seq.errors import UserError
 from seq2seq.tokens import END_ID, PAD_ID, START_ID
 
@@ -60,9 +60,9 @@ def register(subparsers) -> None:
     )
     source.add_argument(
         "--strict", action="store_true",
-        help="stop with an error (exit 2) at the first line that is not UTF-8, holds a NUL byte or is "
-        "too long (default: off; each such line gets a warning on stderr and is left out of the "
-        "diagnosis, with the line of the same number in the other file)",
+        help="stop with an error (exit 2) at the first line that is not UTF-8, holds a NUL byte or has "
+        f"over {DEFAULT_MAX_LINE_CHARS} characters (default: off; each such line gets a warning on stderr "
+        "and is left out of the diagnosis, with the line of the same number in the other file)",
     )
     training = parser.add_argument_group("training (optional: finds the cause)")
     training.add_argument(

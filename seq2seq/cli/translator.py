@@ -6,7 +6,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from seq2seq.cli.io import log, read_input_lines, read_pair_lines
+from seq2seq.cli.io import DEFAULT_MAX_LINE_CHARS, log, read_input_lines, read_pair_lines
 from seq2seq.errors import UserError
 
 
@@ -76,8 +76,8 @@ def _add_decoding_arguments(parser, *, batch_size: bool = True) -> None:
 def _add_strict_argument(parser, lenient: str) -> None:
     parser.add_argument("--strict", action="store_true",
                         help="stop with an error (exit 2) at the first line that is not UTF-8, holds a NUL "
-                             "byte or is too long (default: off; each such line gets a warning on stderr "
-                             f"and the command {lenient})")
+                             f"byte or has over {DEFAULT_MAX_LINE_CHARS} characters (default: off; each such "
+                             f"line gets a warning on stderr and the command {lenient})")
 
 
 def positive_int(text: str) -> int:
