@@ -31,6 +31,8 @@ TOKENIZER_FILE = "tokenizer.model"
 MODEL_FILE = "model.keras"
 METRICS_FILE = "metrics.json"
 CASING_FILE = "casing.json"
+# How to make a new run, for the messages about a damaged one.
+RETRAIN = "seq2seq train --config FILE --out DIR"
 # Validation sentences decoded after each epoch to watch for end-token collapse.
 PROBE_SIZE = 32
 # [train] settings a resumed run may change: they steer what comes next, not what was trained.
@@ -258,26 +260,24 @@ def with_saved_choices(config: RunConfig, run_dir) -> RunConfig:
 
 
 def load_run(run_dir) -> TranslationRun:
-    """Loads the config, tokenizer and trained translator of a run directory."""
-    from seq2seq.saving import load_model
-    from seq2seq.tokenizer import SentencePieceTokenizer
+    """Loads the config, tokenizer, trained translator and casing of a run directory.
 
-    run_dir = Path(run_dir)
-    missing = [name for name in (CONFIG_FILE, TOKENIZER_FILE, MODEL_FILE) if not (run_dir / name).is_file()]
-    if not run_dir.is_dir() or missing:
-        raise UserError(
-            f"{str(run_dir)!r} is not a trained run directory (missing: {', '.join(missing) or 'the directory'}); "
-            "train one with `seq2seq train --config FILE --out DIR` or `recipes/translate_gettext.py`"
-        )
-    config = config_io.build(RunConfig, config_io.load_toml(run_dir / CONFIG_FILE))
-    tokenizer = SentencePieceTokenizer.from_file(run_dir / TOKENIZER_FILE)
-    translator = load_model(run_dir / MODEL_FILE, compile=False)
-    if translator.vocab_size != tokenizer.vocab_size:
-        raise UserError(
-            f"{run_dir}: the model's vocabulary ({translator.vocab_size}) does not match "
-            f"{TOKENIZER_FILE} ({tokenizer.vocab_size}); the directory mixes two runs"
-        )
-    return TranslationRun(config, tokenizer, translator, run_dir, _used_casing(config, _load_casing(run_dir)))
+    A file that is missing, empty, cut short or from another run (a tokenizer
+    whose vocabulary is not the model's, a config whose sizes are not the
+    model's) is a one-line `UserError` naming it and the fix (`seq2seq.run_files`).
+    """
+    from seq2seq.models.translator import Translator
+    from seq2seq.run_files import RunFiles
+
+    files = RunFiles(Path(run_dir), "a trained run directory", RETRAIN)
+    files.require((CONFIG_FILE, TOKENIZER_FILE, MODEL_FILE))
+    config = files.config(CONFIG_FILE, RunConfig)
+    tokenizer = files.tokenizer(TOKENIZER_FILE)
+    translator = files.model(MODEL_FILE, Translator)
+    files.check_vocab(MODEL_FILE, translator.vocab_size, TOKENIZER_FILE, tokenizer.vocab_size)
+    files.check_model_config(MODEL_FILE, translator, CONFIG_FILE, "model", config.model)
+    casing = _load_casing(files) if config.decode.first_word_casing else None
+    return TranslationRun(config, tokenizer, translator, files.directory, casing)
 
 
 def learn_casing(train_pairs: list[Pair], run_dir: Path):
@@ -290,12 +290,22 @@ def learn_casing(train_pairs: list[Pair], run_dir: Path):
     return casing
 
 
-def _load_casing(run_dir: Path):
-    """The run's `FirstWordCasing`; none for a run directory from before casing.json."""
+def _load_casing(files):
+    """The run's `FirstWordCasing` from casing.json (`files`: the run's `seq2seq.run_files.RunFiles`)."""
     from seq2seq.casing import FirstWordCasing
 
-    path = run_dir / CASING_FILE
-    return FirstWordCasing(json.loads(path.read_text())["lower_first_words"]) if path.is_file() else None
+    if not (files.directory / CASING_FILE).is_file():
+        raise files.error(CASING_FILE, "is missing, and config.toml has decode.first_word_casing = true",
+                          f"retrain the run (`{RETRAIN}`), or set first_word_casing = false under [decode] "
+                          "in config.toml to decode without it")
+    words = files.json(CASING_FILE)
+    words = words.get("lower_first_words") if isinstance(words, dict) else None
+    if not isinstance(words, list) or not all(isinstance(word, str) for word in words):
+        raise files.error(CASING_FILE, 'does not hold {"lower_first_words": [words]}')
+    try:
+        return FirstWordCasing(words)
+    except ValueError as error:
+        raise files.error(CASING_FILE, str(error)) from None
 
 
 def _used_casing(config: RunConfig, casing):

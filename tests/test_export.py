@@ -29,6 +29,7 @@ from seq2seq.tokenizer import SentencePieceTokenizer, train_sentencepiece_from_s
 DECODING = dict(max_source_len=12, beam_size=2, max_length=10, length_penalty=0.6)
 LABELS = ["neg", "pos", "neutral"]
 MAX_LEN = 12
+BAD_AT = 3  # where the load script inserts a string that is not UTF-8
 
 # Runs in the fresh process: only tensorflow and tensorflow_text, `seq2seq` unimportable.
 _LOAD_SCRIPT = textwrap.dedent("""
@@ -39,9 +40,13 @@ _LOAD_SCRIPT = textwrap.dedent("""
     import tensorflow_text  # noqa: F401  (registers the SentencePiece ops)
 
     translator_dir, classifier_dir, texts = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+    # The same batch with one string that is not UTF-8 (0xe9 is Latin-1 "é") inserted at BAD_AT.
+    mixed = [text.encode() for text in texts]
+    mixed.insert(BAD_AT, b"caf\\xe9 " + mixed[0])
+    translate = tf.saved_model.load(translator_dir).signatures["serving_default"]
+    classify = tf.saved_model.load(classifier_dir).signatures["serving_default"]
     texts = tf.constant(texts)
-    translated = tf.saved_model.load(translator_dir).signatures["serving_default"](texts=texts)
-    classified = tf.saved_model.load(classifier_dir).signatures["serving_default"](texts=texts)
+    translated, classified = translate(texts=texts), classify(texts=texts)
 
     def plain(outputs):
         return {k: np.char.decode(v.numpy().astype(bytes), "utf-8").tolist() if v.dtype == tf.string else v.numpy().tolist()
@@ -52,8 +57,10 @@ _LOAD_SCRIPT = textwrap.dedent("""
                               if name.startswith("seq2seq") and module is not None),
         "translator": plain(translated),
         "classifier": plain(classified),
+        "translator_mixed": plain(translate(texts=tf.constant(mixed))),
+        "classifier_mixed": plain(classify(texts=tf.constant(mixed))),
     }))
-""")
+""").replace("BAD_AT", str(BAD_AT))
 
 
 @pytest.fixture(scope="module")
@@ -111,6 +118,18 @@ def test_exported_classifier_matches_in_process_model(setup):
     assert pieces.shape == ids.shape
     assert pieces[0, int(np.count_nonzero(ids[0])) - 1] == "</s>"  # the end token, then ""
     assert (pieces[ids.numpy() == 0] == "").all()
+
+
+def test_a_string_that_is_not_utf8_gets_an_empty_output_and_leaves_its_batch_alone(setup):
+    loaded = setup["loaded"]
+    for kind, key in (("translator", "translations"), ("classifier", "label")):
+        mixed = loaded[f"{kind}_mixed"][key]
+        assert mixed[BAD_AT] == ""
+        assert mixed[:BAD_AT] + mixed[BAD_AT + 1:] == loaded[kind][key]
+    np.testing.assert_allclose(np.delete(loaded["classifier_mixed"]["probabilities"], BAD_AT, axis=0),
+                               loaded["classifier"]["probabilities"], atol=1e-5)
+    np.testing.assert_allclose(np.delete(loaded["translator_mixed"]["scores"], BAD_AT), loaded["translator"]["scores"],
+                               atol=1e-5)
 
 
 def test_refuses_a_non_empty_out_dir(setup, tmp_path):
