@@ -53,21 +53,27 @@ class TranslationRun:
 
 
 def load_splits(config: RunConfig, log=print) -> Split:
-    """Reads the configured corpus and splits it into train/valid/test pairs."""
+    """Reads the configured corpus and splits it into train/valid/test pairs.
+
+    Logs what the read left out: for gettext catalogs one line by kind of
+    entry (plural, with context, ...: left out on purpose); for TSV and
+    aligned files the count of bad lines, which `seq2seq data check` details.
+    """
     data = config.data
     if data.corpus == "gettext":
         from seq2seq.data.gettext import read_gettext
 
         pairs, report = read_gettext(data.target_lang, locale_dir=data.locale_dir)
+        log(report.headline())
     elif data.corpus == "generated":
         from seq2seq.data.generated import generate_pairs
 
-        pairs, report = generate_pairs(data.task, data.generated_pairs, data.seed), None
+        pairs = generate_pairs(data.task, data.generated_pairs, data.seed)
     else:
         target = data.target_path if data.corpus == "aligned" else None
         pairs, report = read_corpus(data.path, fmt="aligned" if target else "tsv", target_path=target)
-    if report is not None and report.total_skipped:
-        log(f"skipped {report.total_skipped} bad lines (run `seq2seq data check` for details)")
+        if report.total_skipped:
+            log(f"skipped {report.total_skipped} bad lines (run `seq2seq data check` for details)")
     split = split_pairs(pairs, seed=data.seed, valid_fraction=data.valid_fraction,
                         test_fraction=data.test_fraction)
     if data.max_train_words:
