@@ -33,7 +33,7 @@ KNOWN_PENDING = ("Your input ran out of data", "self._interrupted_warning()", "s
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """Runs a tiny `seq2seq train` on a gettext catalog; returns (returncode, stdout, stderr)."""
+    """Runs a tiny `seq2seq train` on a gettext catalog; returns (returncode, stdout, stderr, pairs written)."""
     root = tmp_path_factory.mktemp("quiet")
     messages = {pair.source: pair.target for pair in generate_pairs("translate", 240, seed=0)}
     messages.update({"%d file\x00%d files": "%d fichier\x00%d fichiers", "menu\x04Close": "Fermer"})
