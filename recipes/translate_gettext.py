@@ -104,7 +104,8 @@ def run(config: RunConfig, out: str) -> int:
     print("\nsample translations:")
     for source, translation in zip(SAMPLES, translate_texts(run, SAMPLES)):
         print(f"  {source!r:28} -> {translation!r}")
-    heatmap = save_attention_heatmaps(attention_alignments(run, SAMPLES[:3]), Path(out) / "attention.png")
+    # The same texts in the same batches as the translations printed above, so the picture shows them.
+    heatmap = save_attention_heatmaps(attention_alignments(run, SAMPLES), Path(out) / "attention.png")
     exported = Path(out) / "exported"
     if not exported.exists():
         export_run(run, exported)

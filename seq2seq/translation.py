@@ -55,21 +55,27 @@ class TranslationRun:
 
 
 def load_splits(config: RunConfig, log=print) -> Split:
-    """Reads the configured corpus and splits it into train/valid/test pairs."""
+    """Reads the configured corpus and splits it into train/valid/test pairs.
+
+    Logs what the read left out: for gettext catalogs one line by kind of
+    entry (plural, with context, ...: left out on purpose); for TSV and
+    aligned files the count of bad lines, which `seq2seq data check` details.
+    """
     data = config.data
     if data.corpus == "gettext":
         from seq2seq.data.gettext import read_gettext
 
         pairs, report = read_gettext(data.target_lang, locale_dir=data.locale_dir)
+        log(report.headline())
     elif data.corpus == "generated":
         from seq2seq.data.generated import generate_pairs
 
-        pairs, report = generate_pairs(data.task, data.generated_pairs, data.seed), None
+        pairs = generate_pairs(data.task, data.generated_pairs, data.seed)
     else:
         target = data.target_path if data.corpus == "aligned" else None
         pairs, report = read_corpus(data.path, fmt="aligned" if target else "tsv", target_path=target)
-    if report is not None and report.total_skipped:
-        log(f"skipped {report.total_skipped} bad lines (run `seq2seq data check` for details)")
+        if report.total_skipped:
+            log(f"skipped {report.total_skipped} bad lines (run `seq2seq data check` for details)")
     split = split_pairs(pairs, seed=data.seed, valid_fraction=data.valid_fraction,
                         test_fraction=data.test_fraction)
     if data.max_train_words:
@@ -363,28 +369,58 @@ def _target_ids(tokenizer, texts: list[str]) -> list:
     return ids
 
 
-def attention_alignments(run: TranslationRun, texts: list[str]) -> list[tuple]:
-    """Greedy translations of `texts` with their attention: `(source_pieces, output_pieces, weights)`.
+def attention_alignments(run: TranslationRun, texts: list[str], *, beam_size=None, max_length=None) -> list:
+    """`translate_texts`' translations of `texts` with the attention that produced them.
 
-    `weights` is [output_len, source_len]; pieces include the end tokens.
+    Decodes as `translate_texts` does, from the same batches: the run's
+    first-word casing, beam size, length penalty and maximum length
+    (`beam_size` and `max_length` override them as there), so each
+    alignment's `output` is the string `translate_texts` returns.
+
+    Returns:
+        One `seq2seq.attention_plot.Alignment` per text, in input order:
+        source and output text, the source pieces the model read (after
+        casing) and the output pieces it wrote, each with its end token, and
+        weights [output_len, source_len].
     """
-    from seq2seq.decoding import translate_ids
-    from seq2seq.inference import source_ids
+    import numpy as np
 
-    ids = source_ids(run.tokenizer, texts, run.config.batching.max_source_len)
-    result = translate_ids(run.translator, ids, beam_size=1, max_length=run.config.decode.max_length)
-    alignments = []
-    for row, text in enumerate(texts):
-        source = _pieces(run.tokenizer, ids[row])
-        output = _pieces(run.tokenizer, result.token_ids[row])
-        weights = result.attention[row].numpy()[: len(output), : len(source)]
-        alignments.append((source, output, weights))
+    from seq2seq.attention_plot import Alignment
+    from seq2seq.inference import decode_batches, source_ids
+
+    texts = list(texts)
+    read, lowered = _cased_sources(run, texts)
+    options = decode_options(run, beam_size=beam_size, max_length=max_length)
+    alignments = [None] * len(texts)
+    batches = decode_batches(run.translator, run.tokenizer, read, batch_size=run.config.decode.batch_size, **options)
+    for indices, result in batches:
+        ids = source_ids(run.tokenizer, [read[i] for i in indices], options["max_source_len"])
+        outputs = run.tokenizer.detokenize(result.token_ids)
+        if run.casing is not None:
+            outputs = run.casing.raise_first_letters(outputs, lowered[indices])
+        for row, index in enumerate(indices):
+            source = _pieces(run.tokenizer, ids[row])
+            output = _pieces(run.tokenizer, result.token_ids[row], until_end=True)
+            weights = np.asarray(result.attention[row])[: len(output), : len(source)]
+            alignments[index] = Alignment(texts[index], outputs[row].numpy().decode("utf-8"), source, output, weights)
     return alignments
 
 
-def _pieces(tokenizer, ids) -> list[str]:
-    """The pieces of one row of ids, padding dropped."""
-    from seq2seq.tokens import PAD_ID
+def _cased_sources(run: TranslationRun, texts: list[str]):
+    """The texts as the model reads them (first word lowered by the run's casing) and [texts] bool lowered."""
+    import numpy as np
+
+    if run.casing is None or not texts:
+        return texts, np.zeros(len(texts), bool)
+    cased, lowered = run.casing.lower_first_words(texts)
+    return [text.decode("utf-8") for text in cased.numpy()], lowered.numpy()
+
+
+def _pieces(tokenizer, ids, until_end: bool = False) -> list[str]:
+    """The pieces of one row of ids, padding dropped; cut after the first end token if `until_end`."""
+    from seq2seq.tokens import END_ID, PAD_ID
 
     ids = [int(i) for i in ids.numpy() if i != PAD_ID]
+    if until_end and END_ID in ids:
+        ids = ids[: ids.index(END_ID) + 1]
     return [piece.decode("utf-8") for piece in tokenizer.id_to_piece(ids).numpy()]
