@@ -80,11 +80,16 @@ def load_splits(config: RunConfig, log=print) -> Split:
 
 
 def prepare_tokenizer(config: RunConfig, train_pairs: list[Pair], run_dir: Path) -> Path:
-    """The run's SentencePiece model: kept, copied from `[tokenizer] model`, or trained on both sides."""
+    """The run's SentencePiece model: kept, copied from `[tokenizer] model`, or trained on both sides.
+
+    `vocab_size` is an upper bound (as for classifiers): a corpus with fewer
+    distinct pieces (number words, a small catalog) gets a smaller vocabulary
+    instead of an error.
+    """
     from seq2seq.tokenizer import prepare_run_tokenizer
 
     sentences = [pair.source for pair in train_pairs] + [pair.target for pair in train_pairs]
-    return prepare_run_tokenizer(run_dir, config.tokenizer, sentences)
+    return prepare_run_tokenizer(run_dir, config.tokenizer, sentences, hard_vocab_limit=False)
 
 
 # ----------------------------------------------------------------------------- training
