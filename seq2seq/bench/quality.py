@@ -57,17 +57,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--locales", default=LOCALES,
                         help=f"comma-separated gettext target languages (default: {LOCALES})")
     parser.add_argument("--locale-dir", default="/usr/share/locale", help="gettext catalog root")
-    parser.add_argument("--minutes", type=float, default=10.0,
-                        help="training wall-clock budget of each side, per pair (default: 10)")
     parser.add_argument("--test-pairs", type=int, default=TEST_PAIRS,
                         help=f"test pairs per language; as many more are left out (default: {TEST_PAIRS})")
-    parser.add_argument("--work", help="working directory for corpora, runs and logs, kept afterwards "
-                                       "(default: a temporary directory, deleted)")
+    add_budget_arguments(parser, "training wall-clock budget of each side, per pair (default: 10)")
     parser.add_argument("--kit-set", action="append", default=[], metavar="KEY=VALUE",
                         help="an extra `seq2seq train --set` for the kit side, for experiments (repeatable)")
     parser.add_argument("--tutorial-vocab", type=int, default=TUTORIAL_VOCAB,
                         help=f"the tutorial tokenizer's vocabulary, an upper bound (default: {TUTORIAL_VOCAB})")
     parser.add_argument("--seed", type=int, default=0, help="the tutorial model's weights (default: 0)")
+
+
+def add_budget_arguments(parser: argparse.ArgumentParser, minutes_help: str) -> None:
+    """`--minutes` (default 10) and `--work` (default: a temporary directory), as `work_directory` takes it."""
+    parser.add_argument("--minutes", type=float, default=10.0, help=minutes_help)
+    parser.add_argument("--work", help="working directory for corpora, runs and logs, kept afterwards; "
+                                       "empty or new, outside the repository (default: a temporary directory)")
 
 
 def run(args) -> dict:
