@@ -166,6 +166,22 @@ def test_run_reads_each_locale_and_reports_both_sides(tmp_path, monkeypatch):
     catalog = {(source.strip(), target.strip()) for source, target in MESSAGES.items()}
     assert {tuple(pair) for pair in train + test} <= catalog
     assert not {tuple(pair) for pair in train} & {tuple(pair) for pair in test}
+    assert json.loads((tmp_path / "work" / "fr" / "result.json").read_text()) == fr
+
+
+def test_a_failed_pair_is_reported_and_the_others_still_run(tmp_path, monkeypatch):
+    locale_dir = tmp_path / "locale"
+    write_catalog(locale_dir, "fr", "app", MESSAGES)
+
+    def kit(corpus, run_dir, minutes, kit_sets, *, stage):
+        raise RuntimeError("seq2seq train exited with code 1")
+
+    monkeypatch.setattr(quality, "run_kit", kit)
+    args = parse("--locales", "de,fr", "--locale-dir", str(locale_dir), "--test-pairs", "2")
+    result = quality.run(args)
+    assert "No gettext catalogs for 'de'" in result["locales"]["de"]["error"]
+    assert result["locales"]["fr"] == {"error": "seq2seq train exited with code 1"}
+    assert result["all_targets_met"] is False
 
 
 def test_run_kit_trains_with_the_defaults_and_passes_evaluate_through(tmp_path, monkeypatch):

@@ -75,11 +75,17 @@ def add_budget_arguments(parser: argparse.ArgumentParser, minutes_help: str) -> 
 
 
 def run(args) -> dict:
+    from seq2seq.errors import UserError
+
     locales = _check_arguments(args)
     results = {}
     with work_directory(args.work) as work:
         for locale in locales:
-            results[locale] = run_locale(locale, work / locale, args)
+            try:
+                results[locale] = run_locale(locale, work / locale, args)
+            except (UserError, RuntimeError) as error:  # one failed pair does not cost the others' hour
+                progress(f"{locale}: failed: {error}")
+                results[locale] = {"error": str(error)}
     return report(results, args.minutes)
 
 
@@ -110,6 +116,7 @@ def run_locale(locale: str, directory: Path, args) -> dict:
     tutorial = run_tutorial(corpus, directory / "tutorial", args.minutes, args.tutorial_vocab, args.seed,
                             stage=f"{locale}: tutorial")
     result = dict(train_pairs=len(train), test_pairs=len(test), **compare(kit, tutorial))
+    (directory / "result.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     progress(f"{locale}: kit BLEU {kit['bleu']:.1f} chrF {kit['chrf']:.1f} | tutorial BLEU "
              f"{tutorial['bleu']:.1f} chrF {tutorial['chrf']:.1f}")
     return result
@@ -188,17 +195,22 @@ def run_kit(corpus: Corpus, run_dir: Path, minutes: float, kit_sets=(), *, stage
     translations and `train_seconds` (wall-clock of the train process) and
     `epochs`. `minutes` 0 trains without a budget.
     """
-    settings = ["data.corpus=tsv", f"data.path={corpus.train}", *([f"train.max_minutes={minutes}"] if minutes else []),
-                *kit_sets]
+    from seq2seq.cli.io import split_lines
+
+    budget = [f"train.max_minutes={minutes}"] if minutes else []
+    settings = ["data.corpus=tsv", f"data.path={corpus.train}", *budget, *kit_sets]
     train = ["train", *(word for s in settings for word in ("--set", s)), "--out", str(run_dir), "--no-progress"]
+    model = ["--model", str(run_dir)]
+
+    def logged(words):  # stderr of `seq2seq train` goes to kit-train.log, ...
+        return seq2seq_command(words, run_dir.with_name(f"{run_dir.name}-{words[0]}.log"))
+
     started = time.perf_counter()
-    seq2seq_command(train, run_dir.with_name(run_dir.name + "-train.log"))
+    logged(train)
     train_seconds = time.perf_counter() - started
     progress(f"{stage}: scoring")
-    scores = json.loads(seq2seq_command(["evaluate", "--model", str(run_dir), "--data", str(corpus.test)],
-                                        run_dir.with_name(run_dir.name + "-evaluate.log")).strip().splitlines()[-1])
-    translations = _lines(seq2seq_command(["translate", "--model", str(run_dir), "--input", str(corpus.test_sources)],
-                                          run_dir.with_name(run_dir.name + "-translate.log")))
+    scores = json.loads(logged(["evaluate", *model, "--data", str(corpus.test)]).strip().splitlines()[-1])
+    translations = split_lines(logged(["translate", *model, "--input", str(corpus.test_sources)]))
     training = json.loads((run_dir / "metrics.json").read_text())["training"]
     return {**scores, **translation_scores(corpus.sources, translations, corpus.references),
             "train_seconds": round(train_seconds, 1), "epochs": training["epochs"]}
@@ -218,12 +230,6 @@ def _checked_run(command: list[str], log_path: Path, name: str) -> str:
         tail = "\n".join(log_path.read_text(encoding="utf-8").splitlines()[-15:])
         raise RuntimeError(f"{name} exited with code {done.returncode}; the end of {log_path}:\n{tail}")
     return done.stdout
-
-
-def _lines(text: str) -> list[str]:
-    from seq2seq.cli.io import split_lines
-
-    return split_lines(text)
 
 
 # ----------------------------------------------------------------------------- the tutorial side
@@ -339,13 +345,14 @@ def compare(kit: dict, tutorial: dict) -> dict:
 
 
 def report(results: dict, minutes: float) -> dict:
-    """The benchmark's JSON: per-locale entries (`compare`), the budget and the targets."""
+    """The benchmark's JSON: per-locale entries (`compare`, or `{"error"}`), the budget and the targets."""
     return {
         "locales": results,
         "minutes": minutes,
         "targets": {"bleu_ratio": BLEU_RATIO_TARGET, "chrf": "kit > tutorial",
                     "placeholder_rate": PLACEHOLDER_RATE_TARGET},
-        "all_targets_met": all(all(entry["targets_met"].values()) for entry in results.values()),
+        "all_targets_met": all("error" not in entry and all(entry["targets_met"].values())
+                               for entry in results.values()),
     }
 
 
