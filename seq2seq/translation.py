@@ -87,12 +87,17 @@ def load_splits(config: RunConfig, log=print) -> Split:
     return split
 
 
-def prepare_tokenizer(config: RunConfig, train_pairs: list[Pair], run_dir: Path, **trainer_options) -> Path:
-    """The run's SentencePiece model: kept, copied from `[tokenizer] model`, or trained on both sides."""
+def prepare_tokenizer(config: RunConfig, train_pairs: list[Pair], run_dir: Path) -> Path:
+    """The run's SentencePiece model: kept, copied from `[tokenizer] model`, or trained on both sides.
+
+    `vocab_size` is an upper bound (as for classifiers): a corpus with fewer
+    distinct pieces (number words, a small catalog) gets a smaller vocabulary
+    instead of an error.
+    """
     from seq2seq.tokenizer import prepare_run_tokenizer
 
     sentences = [pair.source for pair in train_pairs] + [pair.target for pair in train_pairs]
-    return prepare_run_tokenizer(run_dir, config.tokenizer, sentences, **trainer_options)
+    return prepare_run_tokenizer(run_dir, config.tokenizer, sentences, hard_vocab_limit=False)
 
 
 def resolve_data_defaults(config: RunConfig, train_pairs: list[Pair], run_dir: Path, log=print):
@@ -107,13 +112,13 @@ def resolve_data_defaults(config: RunConfig, train_pairs: list[Pair], run_dir: P
     from seq2seq.data.pipeline import count_pieces
     from seq2seq.tokenizer import SentencePieceTokenizer
 
-    resolved, trainer_options = config, {}
+    resolved = config
     if auto.is_auto(config, "tokenizer", "vocab_size") and not config.tokenizer.model:
         characters = auto.count_characters(text for pair in train_pairs for text in (pair.source, pair.target))
         size, reason = auto.choose_vocab_size(len(train_pairs), characters)
-        resolved, trainer_options = auto.with_value(resolved, "tokenizer", "vocab_size", size), {"hard_vocab_limit": False}
+        resolved = auto.with_value(resolved, "tokenizer", "vocab_size", size)
         log(reason)
-    tokenizer = SentencePieceTokenizer.from_file(prepare_tokenizer(resolved, train_pairs, run_dir, **trainer_options))
+    tokenizer = SentencePieceTokenizer.from_file(prepare_tokenizer(resolved, train_pairs, run_dir))
     if auto.is_auto(resolved, "tokenizer", "vocab_size"):
         resolved = auto.with_value(resolved, "tokenizer", "vocab_size", tokenizer.vocab_size)
     sides = (("max_source_len", "source", lambda pair: pair.source), ("max_target_len", "target", lambda pair: pair.target))
