@@ -78,6 +78,8 @@ class ModelConfig:
     attention: str = "luong"
     # Feed the previous attentional state to the decoder (Luong et al.; OpenNMT's default).
     input_feeding: bool = False
+    # The attention also reads the source embeddings, so tokens to copy reach the decoder as they are.
+    memory_embeddings: bool = False
     dropout: float = 0.1
     # lambda of the saliency penalty (needs source annotations; 0 = off).
     saliency_weight: float = 0.0

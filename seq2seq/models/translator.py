@@ -51,6 +51,10 @@ class Translator(SaliencyModel):
         attention: `"luong"` (general score) or `"bahdanau"` (additive).
         input_feeding: feed the previous attentional state [batch, units'] to
             the first decoder LSTM with the target embedding.
+        memory_embeddings: the attention reads each source position's
+            embedding beside the encoder output (memory [batch, src_time,
+            units' + embed_dim]), so a token's identity reaches the decoder
+            directly: what copying names, numbers and placeholders needs.
         dropout: rate on the embeddings, between stacked LSTMs and before the
             output projection.
         use_cudnn: for every LSTM; None = False when `saliency_weight > 0`
@@ -93,6 +97,7 @@ class Translator(SaliencyModel):
         bidirectional=False,
         attention="luong",
         input_feeding=False,
+        memory_embeddings=False,
         dropout=0.0,
         use_cudnn=None,
         project_real_only=False,
@@ -115,6 +120,7 @@ class Translator(SaliencyModel):
         self.bidirectional = bool(bidirectional)
         self.attention_score = attention
         self.input_feeding = bool(input_feeding)
+        self.memory_embeddings = bool(memory_embeddings)
         self.dropout = float(dropout)
         self.use_cudnn = resolve_use_cudnn(use_cudnn, self.needs_second_derivative)
         self.project_real_only = bool(project_real_only)
@@ -149,9 +155,14 @@ class Translator(SaliencyModel):
         self.encoder.build((None, None, self.embed_dim))
         for i, lstm in enumerate(self.decoder_lstms):
             lstm.build((None, None, self.decoder_input_dim if i == 0 else self.decoder_units))
-        self.attention.build((None, None, self.decoder_units), (None, None, self.decoder_units))
-        self.attention_combine.build((None, 2 * self.decoder_units))
+        self.attention.build((None, None, self.decoder_units), (None, None, self.memory_dim))
+        self.attention_combine.build((None, self.decoder_units + self.memory_dim))
         self.output_projection.build((None, self.decoder_units))
+
+    @property
+    def memory_dim(self):
+        """Features per source position the attention reads: units' (+ embed_dim)."""
+        return self.decoder_units + (self.embed_dim if self.memory_embeddings else 0)
 
     @property
     def decoder_input_dim(self):
@@ -173,6 +184,7 @@ class Translator(SaliencyModel):
             bidirectional=self.bidirectional,
             attention=self.attention_score,
             input_feeding=self.input_feeding,
+            memory_embeddings=self.memory_embeddings,
             dropout=self.dropout,
             use_cudnn=self.use_cudnn,
             project_real_only=self.project_real_only,
@@ -235,7 +247,7 @@ class Translator(SaliencyModel):
         """
         state = {"memory": memory, "memory_keys": self.attention.memory_keys(memory),
                  "memory_mask": source_mask,
-                 "feed": ops.zeros_like(memory[:, 0, :])}
+                 "feed": ops.zeros_like(memory[:, 0, : self.decoder_units])}
         for i, (h, c) in enumerate(decoder_states):
             state[f"h_{i}"], state[f"c_{i}"] = h, c
         carried = tuple(key for key in state if key not in PER_SOURCE_STATE)
@@ -299,7 +311,7 @@ class Translator(SaliencyModel):
             "context": ops.zeros_like(memory[:, 0, :]),
         }
         if self.input_feeding:
-            state["feed"] = ops.zeros_like(memory[:, 0, :])
+            state["feed"] = ops.zeros_like(memory[:, 0, : self.decoder_units])
         for i, (h, c) in enumerate(decoder_states):
             state[f"h_{i}"], state[f"c_{i}"] = h, c
         return state
@@ -363,6 +375,8 @@ class Translator(SaliencyModel):
         embedded = self.dropout_layer(source_embedding, training=training)
         memory, encoder_states = self.encoder(embedded, mask=source_mask, training=training)
         zeros = ops.zeros_like(memory[:, 0, :])
+        if self.memory_embeddings:
+            memory = ops.concatenate([memory, ops.cast(embedded, memory.dtype)], axis=-1)
         decoder_states = [
             encoder_states[i] if i < len(encoder_states) else (zeros, zeros)
             for i in range(self.decoder_layers)
