@@ -402,6 +402,7 @@ def encode_and_decode(
     min_length=0,
     length_penalty=DEFAULT_LENGTH_PENALTY,
     reserved_ids=(),
+    constrain=None,
 ):
     """`translator.encode` then greedy (beam_size=1) or beam search.
 
@@ -409,7 +410,10 @@ def encode_and_decode(
     does); `translate_ids` is the cached entry point. `beam_size=1` runs
     greedy decoding, which ignores `length_penalty`. With `reserved_ids`,
     each row must emit the reserved tokens its source holds (see the module
-    docstring); a batch whose sources hold none runs the plain search.
+    docstring). `constrain` says how: True = the per-row constraint; False =
+    the reserved tokens only forbidden, right for (and only for) a batch whose
+    sources hold none; None = decided in the graph per batch (a `tf.cond`
+    that traces both). Every choice that is right gives the same outputs.
     """
     search = _make_search(beam_size, length_penalty)
     state = translator.encode(source_ids)
@@ -430,10 +434,12 @@ def encode_and_decode(
             required=required,
         )
 
-    if not reserved_ids:
+    if not reserved_ids or constrain is False:
         return decode()
     reserved = tf.constant(reserved_ids, tf.int32)
     required = tf.reduce_any(tf.cast(source_ids, tf.int32)[:, :, None] == reserved, axis=1)  # [batch, n]
+    if constrain:
+        return decode(required)
     return tf.cond(tf.reduce_any(required), lambda: decode(required), decode)
 
 
@@ -449,19 +455,25 @@ def translate_ids(
     min_length=0,
     length_penalty=DEFAULT_LENGTH_PENALTY,
     reserved_ids=(),
+    constrain=None,
 ):
     """Translates a padded batch of source ids [batch, src_time] in one graph.
 
     One `tf.function` per translator and decoding options, with a
     [None, None] int32 input signature, so new batch sizes and source lengths
-    do not retrace. `reserved_ids`: as in `encode_and_decode`.
+    do not retrace. `reserved_ids`, `constrain`: as in `encode_and_decode`;
+    `constrain=None` decides from `source_ids` here, without a `tf.cond`.
     """
+    reserved_ids = tuple(int(i) for i in reserved_ids)
+    if reserved_ids and constrain is None:
+        constrain = bool(np.isin(np.asarray(source_ids), reserved_ids).any())
     options = dict(
         beam_size=beam_size,
         max_length=max_length,
         min_length=min_length,
         length_penalty=float(length_penalty),
-        reserved_ids=tuple(int(i) for i in reserved_ids),
+        reserved_ids=reserved_ids,
+        constrain=bool(constrain) if reserved_ids else None,
     )
     functions = _TRANSLATE_FUNCTIONS.setdefault(translator, {})
     key = tuple(options.values())
