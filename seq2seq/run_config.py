@@ -157,6 +157,10 @@ class DecodeConfig:
     # rarely and lowercase often ("Open file" -> "open file"), and capitalise the
     # translation again (`seq2seq.casing`).
     first_word_casing: bool = True
+    # Replace placeholders (%s, {0}, $HOME, <b>...) by reserved tokens in the training pairs and
+    # the sources, decode each of a source's exactly once, and put them back
+    # (`seq2seq.placeholders`, docs/placeholders.md). Off for a tokenizer without the tokens.
+    protect_placeholders: bool = True
 
 
 @dataclass(frozen=True)

@@ -87,6 +87,16 @@ def load_splits(config: RunConfig, log=print) -> Split:
     return split
 
 
+def protect_pairs(config: RunConfig, pairs: list[Pair]) -> list[Pair]:
+    """`pairs` with their placeholders replaced by reserved tokens (`seq2seq.placeholders.protect_pair`),
+    unless `decode.protect_placeholders` is off."""
+    from seq2seq.placeholders import protect_pair
+
+    if not config.decode.protect_placeholders:
+        return pairs
+    return [Pair(*protect_pair(pair.source, pair.target)) for pair in pairs]
+
+
 def prepare_tokenizer(config: RunConfig, train_pairs: list[Pair], run_dir: Path) -> Path:
     """The run's SentencePiece model: kept, copied from `[tokenizer] model`, or trained on both sides.
 
@@ -197,13 +207,14 @@ def train_run(config: RunConfig, run_dir, *, progress: bool = True, log=print) -
         tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(config.train.seed)
     split = load_splits(config, log)
-    config, tokenizer = resolve_data_defaults(config, split.train, run_dir, log)
+    train_pairs, valid_pairs = protect_pairs(config, split.train), protect_pairs(config, split.valid)
+    config, tokenizer = resolve_data_defaults(config, train_pairs, run_dir, log)
     log("config:\n" + config_io.to_toml(config))
     casing = _used_casing(config, learn_casing(split.train, run_dir))
     datasets = [
         make_translation_dataset([p.source for p in pairs], [p.target for p in pairs], tokenizer,
                                  config.batching, training=training, seed=config.train.seed)
-        for pairs, training in ((split.train, True), (split.valid, False))
+        for pairs, training in ((train_pairs, True), (valid_pairs, False))
     ]
     if strategy.num_replicas_in_sync > 1:
         log(f"training on {strategy.num_replicas_in_sync} replicas ({config.train.strategy}); "
@@ -332,7 +343,8 @@ def translate_texts(run: TranslationRun, texts: list[str], *, beam_size=None, ma
 
     return translate_batches(
         run.translator, run.tokenizer, texts, batch_size=batch_size or run.config.decode.batch_size,
-        progress=progress, casing=run.casing, **decode_options(run, beam_size=beam_size, max_length=max_length),
+        progress=progress, casing=run.casing, protect_placeholders=run.config.decode.protect_placeholders,
+        **decode_options(run, beam_size=beam_size, max_length=max_length),
     )
 
 
@@ -349,16 +361,17 @@ def export_run(run: TranslationRun, out_dir, *, beam_size=None, max_length=None)
     from seq2seq.export import export_translator
 
     return export_translator(run.translator, run.tokenizer, out_dir, casing=run.casing,
+                             protect_placeholders=run.config.decode.protect_placeholders,
                              **decode_options(run, beam_size=beam_size, max_length=max_length))
 
 
 def evaluate_pairs(run: TranslationRun, pairs: list[Pair], *, beam_size=None, progress=False) -> dict:
-    """BLEU, chrF and exact match of the run's translations of `pairs`' sources."""
+    """BLEU, chrF, exact match and placeholder rate of the run's translations of `pairs`' sources."""
     from seq2seq.evaluation import evaluate_translations
 
-    hypotheses = translate_texts(run, [pair.source for pair in pairs], beam_size=beam_size,
-                                 progress=progress)
-    return evaluate_translations(hypotheses, [pair.target for pair in pairs])
+    sources = [pair.source for pair in pairs]
+    hypotheses = translate_texts(run, sources, beam_size=beam_size, progress=progress)
+    return evaluate_translations(hypotheses, [pair.target for pair in pairs], sources=sources)
 
 
 def _target_ids(tokenizer, texts: list[str]) -> list:

@@ -24,12 +24,16 @@ from seq2seq.export import export_classifier, export_translator
 from seq2seq.inference import length_sorted_batches, translate_batches
 from seq2seq.models.classifier import Classifier
 from seq2seq.models.translator import Translator
+from seq2seq.placeholders import find_placeholders, placeholder_rate, protect
 from seq2seq.tokenizer import SentencePieceTokenizer, train_sentencepiece_from_sentences
 
 DECODING = dict(max_source_len=12, beam_size=2, max_length=10, length_penalty=0.6)
 LABELS = ["neg", "pos", "neutral"]
 MAX_LEN = 12
 BAD_AT = 3  # where the load script inserts a string that is not UTF-8
+# Sources with placeholders (within max_source_len pieces): protected, decoded with the constraint
+# and restored in the graph.
+PLACEHOLDER_TEXTS = ["%1$s of %2$d", "100%% {name:>8}", "<a href=\"x\">b</a> ${HOME}", "%-10.3lf, 50% of"]
 
 # Runs in the fresh process: only tensorflow and tensorflow_text, `seq2seq` unimportable.
 _LOAD_SCRIPT = textwrap.dedent("""
@@ -77,9 +81,9 @@ def setup(tmp_path_factory):
     casing = FirstWordCasing.learn(sentences)  # lowers the capitalised first word below
     capitalised = sentences[6][:1].upper() + sentences[6][1:]
     assert capitalised.split(" ")[0] in casing.words
-    texts = sentences[:6] + ["", "hiro", capitalised]  # an empty text and a one-piece text too
-    # The order `translate_batches` decodes them in, so both sides run the same batch.
-    texts = [texts[i] for i in next(length_sorted_batches(texts, len(texts)))]
+    texts = sentences[:6] + ["", "hiro", capitalised] + PLACEHOLDER_TEXTS  # an empty text and a one-piece text too
+    # The order `translate_batches` decodes them in (protected), so both sides run the same batch.
+    texts = [texts[i] for i in next(length_sorted_batches([protect(text).text for text in texts], len(texts)))]
     translator_dir = export_translator(translator, tokenizer, root / "translator", casing=casing, **DECODING)
     classifier_dir = export_classifier(classifier, tokenizer, root / "classifier", max_len=MAX_LEN,
                                        labels=LABELS)
@@ -105,6 +109,13 @@ def test_exported_translator_matches_in_process_translation(setup):
     assert served["translations"] == expected
     assert len(served["scores"]) == len(setup["texts"])
     assert np.array(served["token_ids"]).shape == (len(setup["texts"]), DECODING["max_length"])
+
+
+def test_exported_translator_restores_every_placeholder(setup):
+    served = dict(zip(setup["texts"], setup["loaded"]["translator"]["translations"]))
+    outputs = [served[text] for text in PLACEHOLDER_TEXTS]
+    assert placeholder_rate(PLACEHOLDER_TEXTS, outputs) == (1.0, len(PLACEHOLDER_TEXTS)), outputs
+    assert all(find_placeholders(output) for output in outputs)
 
 
 def test_exported_classifier_matches_in_process_model(setup):

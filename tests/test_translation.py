@@ -46,7 +46,8 @@ def test_a_run_directory_holds_everything_needed(run_dir):
     for name in ("config.toml", "tokenizer.model", "model.keras", "metrics.json"):
         assert (run_dir / name).is_file(), name
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert set(metrics["test"]) == {"bleu", "chrf", "exact_match", "sentences"}
+    assert set(metrics["test"]) == {"bleu", "chrf", "exact_match", "sentences", "placeholder_rate",
+                                    "placeholder_sentences"}
     assert metrics["test"]["sentences"] > 0
     assert metrics["training"]["epochs"] == 1
 
