@@ -23,7 +23,6 @@ from seq2seq import config_io
 from seq2seq.atomic import atomic_write_text
 from seq2seq.data.reader import Pair, read_corpus
 from seq2seq.data.split import Split, split_pairs
-from seq2seq.errors import UserError
 from seq2seq.run_config import RunConfig
 from seq2seq.run_dir import CONFIG_FILE, prepare_any_run_dir
 

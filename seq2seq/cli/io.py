@@ -8,6 +8,7 @@ with its reason in `InputLines.problems`, and the command writes an empty output
 `strict=True` the first such line stops the read with `FILE:LINE: reason`.
 """
 
+import argparse
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -136,3 +137,14 @@ def _read_bytes(path) -> bytes:
 def log(message: str) -> None:
     """A progress or status line for the user, on stderr (stdout carries the results)."""
     print(message, file=sys.stderr)
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, received {text!r}")
+    return value

@@ -6,6 +6,8 @@ Parsing and dispatch only; the work is in `seq2seq.tokenizer`.
 import argparse
 import time
 
+from seq2seq.cli.io import positive_int
+
 DEFAULT_VOCAB_SIZE = 8000
 
 
@@ -21,7 +23,7 @@ def register(subparsers) -> None:
     )
     text = train.add_mutually_exclusive_group(required=True)
     text.add_argument("--input", nargs="+", metavar="FILE", help="training text files")
-    text.add_argument("--generated", type=_positive_int, metavar="N",
+    text.add_argument("--generated", type=positive_int, metavar="N",
                       help="train on N sentences of seq2seq.data.generated instead of files")
     train.add_argument("--vocab-size", type=int, default=DEFAULT_VOCAB_SIZE, metavar="N",
                        help=f"pieces in the vocabulary, the 4 reserved ones included (default {DEFAULT_VOCAB_SIZE})")
@@ -31,7 +33,7 @@ def register(subparsers) -> None:
                        help="SentencePiece algorithm (default unigram)")
     train.add_argument("--character-coverage", type=float, default=1.0, metavar="F",
                        help="fraction of characters covered (default 1.0; ~0.9995 for CJK)")
-    train.add_argument("--max-sentences", type=_positive_int, default=200_000, metavar="N",
+    train.add_argument("--max-sentences", type=positive_int, default=200_000, metavar="N",
                        help="train on a seeded sample of at most N sentences (default 200000)")
     train.add_argument("--seed", type=int, default=0, help="seed of the sample and of --generated (default 0)")
     train.set_defaults(handler=run_train)
@@ -57,11 +59,3 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value

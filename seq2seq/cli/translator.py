@@ -1,12 +1,11 @@
 """`seq2seq train | translate | evaluate | export`: translator runs from the command line."""
 
-import argparse
 import json
 import shlex
 import sys
 from pathlib import Path
 
-from seq2seq.cli.io import DEFAULT_MAX_LINE_CHARS, log, read_input_lines, read_pair_lines
+from seq2seq.cli.io import DEFAULT_MAX_LINE_CHARS, log, positive_int, read_input_lines, read_pair_lines
 from seq2seq.errors import UserError
 
 
@@ -78,17 +77,6 @@ def _add_strict_argument(parser, lenient: str) -> None:
                         help="stop with an error (exit 2) at the first line that is not UTF-8, holds a NUL "
                              f"byte or has over {DEFAULT_MAX_LINE_CHARS} characters (default: off; each such "
                              f"line gets a warning on stderr and the command {lenient})")
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, received {text!r}")
-    return value
 
 
 def run_train(args) -> int:
