@@ -50,7 +50,7 @@ def test_mismatched_lengths_are_refused():
     "kwargs, word",
     [
         ({"max_source_len": 1}, "max_source_len=1"),
-        ({"max_target_len": 0}, "max_target_len=0"),
+        ({"max_target_len": -1}, "max_target_len=-1"),
         ({"tokens_per_batch": 0}, "tokens_per_batch=0"),
         ({"bucket_lengths": (16, 8)}, "bucket_lengths=(16, 8)"),
         ({"bucket_lengths": ()}, "bucket_lengths=()"),
@@ -59,3 +59,10 @@ def test_mismatched_lengths_are_refused():
 def test_bad_config_names_the_value(kwargs, word):
     with pytest.raises(ValueError, match=word.replace("(", r"\(").replace(")", r"\)")):
         BatchingConfig(**kwargs)
+
+
+def test_a_length_left_at_0_is_refused_until_chosen_from_the_data():
+    config = BatchingConfig(max_target_len=0)  # 0: `seq2seq train` chooses it from the data
+    with pytest.raises(ValueError, match="max_target_len=0"):
+        config.check_resolved()
+    BatchingConfig().check_resolved()
