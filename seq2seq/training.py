@@ -55,7 +55,8 @@ from seq2seq import distribution
 from seq2seq.errors import UserError
 from seq2seq.run_config import LR_SCHEDULES
 from seq2seq.training_state import (
-    BEST_DIR, CHECKPOINT_DIR, HISTORY_FILE, TrainingDivergedError, TrainingInterrupted, TrainingState,
+    BEST_DIR, CHECKPOINT_DIR, HISTORY_FILE, EndOfResumedEpoch, TrainingDivergedError, TrainingInterrupted,
+    TrainingState,
 )
 
 __all__ = ["TrainConfig", "TrainingDivergedError", "TrainingInterrupted", "train"]
@@ -157,7 +158,7 @@ def _train(model, train_ds, valid_ds, loss, config, callbacks) -> dict:
                       loss=loss)
     first_batch = next(iter(train_ds))
     _build(model, first_batch)
-    state = TrainingState(model, config, steps)
+    state = TrainingState(model, config, steps, callbacks)
     if chief:
         _check_free_space(model, config.out_dir)
     if config.resume:
@@ -187,26 +188,35 @@ def _learning_rate(config: TrainConfig, steps: int):
 
 
 def _fit(model, train_ds, valid_ds, config, state, callbacks, first_batch):
-    """Runs the remaining epochs on the batch stream, from where the checkpoint left it."""
-    epoch, done = state.epochs_done, state.epoch_step
-    if epoch >= config.epochs or state.stopped_early:
+    """Runs the remaining epochs on the batch stream, from where the checkpoint left it.
+
+    One `fit` call reads one iterator over `train_ds.repeat()`, from the
+    batch after the last one trained on: the stream an uninterrupted run reads,
+    because `Dataset.shuffle` draws a new order each time an iterator over
+    `train_ds` starts (a second iterator would draw other orders). A resumed
+    epoch ends after the steps it had left (`EndOfResumedEpoch`).
+    """
+    if state.epochs_done >= config.epochs or state.stopped_early:
         return
     position = int(model.optimizer.iterations.numpy())  # batches consumed so far
     if position:
         print(f"Skipping the {position} batch(es) already trained on.")
     replicas = model.distribute_strategy.num_replicas_in_sync
-    valid_ds = None if valid_ds is None else _distributable(valid_ds, replicas)
-    options = dict(validation_data=valid_ds, callbacks=callbacks, shuffle=False, verbose=0)
-    stream = _distributable(train_ds, replicas).repeat()
+    valid_ds = None if valid_ds is None else _with_known_length(_distributable(valid_ds, replicas))
+    stream = _distributable(train_ds, replicas).repeat().skip(position)
     with distribution.fit_workarounds(model, first_batch):
-        if done:  # finish the interrupted epoch first
-            model.fit(stream.skip(position), epochs=epoch + 1, initial_epoch=epoch,
-                      steps_per_epoch=state.steps - done, **options)
-            if model.stop_training or state.stopped_early or epoch + 1 >= config.epochs:
-                return
-            epoch, position = epoch + 1, position + state.steps - done
-        model.fit(stream.skip(position), epochs=config.epochs, initial_epoch=epoch,
-                  steps_per_epoch=state.steps, **options)
+        model.fit(stream, epochs=config.epochs, initial_epoch=state.epochs_done, steps_per_epoch=state.steps,
+                  validation_data=valid_ds, callbacks=[*callbacks, EndOfResumedEpoch(state, state.steps)],
+                  shuffle=False, verbose=0)
+
+
+def _with_known_length(dataset):
+    """`dataset` with its number of batches stated: `fit` then validates on exactly those batches instead
+    of reading until the data runs out, which Keras reports as "Your input ran out of data"."""
+    count = int(dataset.cardinality().numpy())
+    if count == tf.data.UNKNOWN_CARDINALITY:
+        count = int(dataset.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1).numpy())
+    return dataset.apply(tf.data.experimental.assert_cardinality(count)) if count > 0 else dataset
 
 
 def _distributable(dataset, replicas: int):
@@ -340,33 +350,46 @@ class _StopOnNonFinite(keras.callbacks.Callback):
 
 
 class _ProgressBar(keras.callbacks.Callback):
-    """A tqdm bar per epoch with the loss terms and tokens/s (from the model's `tokens` metric)."""
+    """A tqdm bar per epoch with the loss terms and tokens/s (from the model's `tokens` metric).
+
+    A resumed epoch's bar starts at the steps done before the interruption;
+    the saliency penalty is shown only for a model that has one (weight > 0).
+    """
 
     SHOWN = ("loss", "task_loss", "saliency_penalty", "accuracy")
+
+    def on_train_begin(self, logs=None):
+        with_penalty = getattr(self.model, "saliency_weight", 0) > 0
+        self.shown = [name for name in self.SHOWN if with_penalty or name != "saliency_penalty"]
 
     def on_epoch_begin(self, epoch, logs=None):
         from tqdm.auto import tqdm
 
         total = self.params.get("steps") if self.params else None
-        self.bar = tqdm(total=total, desc=f"epoch {epoch + 1}/{self.params.get('epochs', '?')}", unit="batch",
-                        leave=True, dynamic_ncols=True)
-        self.start = time.perf_counter()
+        done = int(self.model.optimizer.iterations.numpy()) - epoch * total if total else 0
+        self.bar = tqdm(total=total, initial=done, desc=f"epoch {epoch + 1}/{self.params.get('epochs', '?')}",
+                        unit="batch", leave=True, dynamic_ncols=True)
+        self.start, self.tokens_before = time.perf_counter(), None
 
     def on_train_batch_end(self, batch, logs=None):
+        logs = logs or {}
+        if self.tokens_before is None:  # the epoch's (or the resumed epoch's) tokens before this run's steps
+            self.tokens_before = float(logs.get("tokens", 0.0))
+            self.start = time.perf_counter()
         self.bar.update(1)
-        self.bar.set_postfix_str(self._describe(logs or {}), refresh=False)
+        self.bar.set_postfix_str(self._describe(logs), refresh=False)
 
     def on_epoch_end(self, epoch, logs=None):
         self.bar.set_postfix_str(self._describe(logs or {}, validation=True))
         self.bar.close()
 
     def _describe(self, logs, validation=False):
-        parts = [f"{k}={float(logs[k]):.4f}" for k in self.SHOWN if k in logs]
+        parts = [f"{k}={float(logs[k]):.4f}" for k in self.shown if k in logs]
         if validation:
-            parts += [f"val_{k}={float(logs['val_' + k]):.4f}" for k in self.SHOWN if "val_" + k in logs]
-        if "tokens" in logs:
-            rate = float(logs["tokens"]) / max(time.perf_counter() - self.start, 1e-9)
-            parts.append(f"tok/s={rate:,.0f}")
+            parts += [f"val_{k}={float(logs['val_' + k]):.4f}" for k in self.shown if "val_" + k in logs]
+        tokens = float(logs.get("tokens", 0.0)) - (self.tokens_before or 0.0)
+        if self.tokens_before is not None and tokens > 0:
+            parts.append(f"tok/s={tokens / max(time.perf_counter() - self.start, 1e-9):,.0f}")
         return " ".join(parts)
 
 
