@@ -124,8 +124,9 @@ def train(model, train_ds, valid_ds=None, *, loss, config: TrainConfig | None = 
             batches; without `valid_ds` there is no early stopping. Seed the
             shuffle of `train_ds` for a resumed run to see the same batches.
         loss: the task loss, e.g. `MaskedSparseCrossentropy()`.
-        callbacks: extra Keras callbacks, run after the driver's own ones
-            (checkpointing, NaN stop, logging, progress bar).
+        callbacks: extra Keras callbacks, run after the NaN stop and before
+            the checkpointing, logging and progress bar; the `resume_state`
+            (name -> `tf.Variable`) of those that have one is checkpointed.
         config: a `TrainConfig`; keyword `overrides` replace its fields (or
             build one: `train(..., loss=l, out_dir="runs/x", epochs=5)`).
 
@@ -167,8 +168,11 @@ def _train(model, train_ds, valid_ds, loss, config, callbacks) -> dict:
             model.optimizer.learning_rate = config.learning_rate  # the checkpoint holds the old one
     workers = _WorkerSync.of_several(model, state, first_batch)
     logger = _ScalarLogger(os.path.join(config.out_dir, LOG_DIR)) if chief else None
-    callbacks = [_StopOnNonFinite(), state, *filter(None, [logger, config.progress and _ProgressBar()]),
-                 *callbacks, *filter(None, [workers])]  # the sync last: it sees every callback's stop
+    cut = EndOfResumedEpoch(state, steps)
+    # The extra callbacks before the state, so that its checkpoints hold what they did at that step or
+    # epoch end; the sync after every callback that may stop training, and the cut after the sync.
+    callbacks = [cut.undo, _StopOnNonFinite(), *callbacks, state,
+                 *filter(None, [logger, config.progress and _ProgressBar(), workers]), cut]
     try:
         with _sigint_flag(workers.pressed if workers else state.interrupted), _lost_workers_reported(workers):
             _fit(model, train_ds, valid_ds, config, state, callbacks, first_batch)
@@ -206,8 +210,7 @@ def _fit(model, train_ds, valid_ds, config, state, callbacks, first_batch):
     stream = _distributable(train_ds, replicas).repeat().skip(position)
     with distribution.fit_workarounds(model, first_batch):
         model.fit(stream, epochs=config.epochs, initial_epoch=state.epochs_done, steps_per_epoch=state.steps,
-                  validation_data=valid_ds, callbacks=[*callbacks, EndOfResumedEpoch(state, state.steps)],
-                  shuffle=False, verbose=0)
+                  validation_data=valid_ds, callbacks=callbacks, shuffle=False, verbose=0)
 
 
 def _with_known_length(dataset):

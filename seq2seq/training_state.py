@@ -87,8 +87,6 @@ class TrainingState(keras.callbacks.Callback):
                 for name, variable in sorted(getattr(callback, "resume_state", {}).items())
             }),
         )
-        # Set while the resumed epoch ends early (`cut`): what the other callbacks asked of `stop_training`.
-        self._stop_after_cut = None
         directory = os.path.join(config.out_dir, CHECKPOINT_DIR)
         self.manager = tf.train.CheckpointManager(self.checkpoint, directory, max_to_keep=2)
         self.best_manager = tf.train.CheckpointManager(
@@ -147,14 +145,18 @@ class TrainingState(keras.callbacks.Callback):
                 variable.assign(value)
             self._resumed_metrics = None
 
-    def end_resumed_epoch_early(self):
-        """Called by `EndOfResumedEpoch` when it stops `fit`'s epoch at this run's epoch end."""
-        self._stop_after_cut = self.model.stop_training
-        self.model.stop_training = True
+    def on_train_batch_end(self, batch, logs=None):
+        self.step_in_epoch.assign_add(1)
+        if self.epoch_step >= self.steps:
+            return  # the epoch's last step: on_epoch_end saves, with the validation results
+        step = int(self.model.optimizer.iterations.numpy())
+        if self.interrupted.is_set():
+            raise TrainingInterrupted(self._save(step), step)
+        every = self.config.checkpoint_every_steps
+        if every and step % every == 0:
+            self._save(step)
 
     def on_epoch_end(self, epoch, logs=None):
-        if self._stop_after_cut is not None:
-            self.model.stop_training, self._stop_after_cut = self._stop_after_cut, None
         logs = logs or {}
         for name, value in logs.items():
             self.history.setdefault(name, []).append(float(value))
@@ -218,18 +220,33 @@ class EndOfResumedEpoch(keras.callbacks.Callback):
     so that one `fit` call, and so one iterator over the batch stream, serves
     the whole run. After the resumed epoch's last step this callback, last in
     the list (after any callback that may stop training), sets `stop_training`
-    to end `fit`'s epoch; `TrainingState.on_epoch_end` then puts back what the
-    other callbacks had asked for.
+    to end `fit`'s epoch; its `undo` callback, first in the list, puts back
+    what the other callbacks had asked for before any `on_epoch_end` runs.
     """
 
     def __init__(self, state: TrainingState, fit_steps: int):
         super().__init__()
         self.state = state
         self.fit_steps = fit_steps
+        self.requested = None  # stop_training as the other callbacks left it, while the cut holds
+        self.undo = _UndoEpochEnd(self)
 
     def on_train_batch_end(self, batch, logs=None):
         if self.state.epoch_step >= self.state.steps and batch + 1 < self.fit_steps:
-            self.state.end_resumed_epoch_early()
+            self.requested = self.model.stop_training
+            self.model.stop_training = True
+
+
+class _UndoEpochEnd(keras.callbacks.Callback):
+    """`EndOfResumedEpoch`'s other half: restores `stop_training` at the cut epoch's end."""
+
+    def __init__(self, cut: EndOfResumedEpoch):
+        super().__init__()
+        self.cut = cut
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.cut.requested is not None:
+            self.model.stop_training, self.cut.requested = self.cut.requested, None
 
 
 def _group(variables) -> tf.train.Checkpoint:

@@ -112,13 +112,20 @@ def wait_for_checkpoint(run_dir, process, timeout=180):
 
 
 def timed_run(args, run_dir, log_dir, name, timeout=240) -> float:
-    """Runs `seq2seq *args` to the end (output in `log_dir/name.{out,err}`); returns the seconds it
-    ran after its first checkpoint in `run_dir` (the part of a run where a kill tests resuming)."""
+    """Runs `seq2seq *args` to the end (output in `log_dir/name.{out,err}`); returns the seconds from
+    its first checkpoint in `run_dir` to its last (the part of a run where a kill tests resuming)."""
     process = _start_logged(args, log_dir, name)
-    started = _wait_for_new_checkpoint(process, run_dir, timeout)
-    code = process.wait(timeout=timeout)
-    assert code == 0, (log_dir / f"{name}.err").read_text()[-3000:]
-    return time.monotonic() - started
+    saves, pointer, deadline = [], None, time.monotonic() + timeout
+    while process.poll() is None and time.monotonic() < deadline:
+        now = _checkpoint_pointer(run_dir)
+        if now != pointer:
+            saves.append(time.monotonic())
+            pointer = now
+        time.sleep(0.01)
+    if process.poll() is None:
+        process.kill()
+    assert process.wait() == 0, (log_dir / f"{name}.err").read_text()[-3000:]
+    return saves[-1] - saves[0] if saves else 0.0
 
 
 def kill_and_rerun(args, run_dir, log_dir, delays, timeout=240) -> list[str]:
@@ -144,17 +151,22 @@ def kill_and_rerun(args, run_dir, log_dir, delays, timeout=240) -> list[str]:
     return outcomes
 
 
-def _wait_for_new_checkpoint(process, run_dir, timeout) -> float:
-    """Polls until `process` has saved a checkpoint in `run_dir` (or exited); returns that moment."""
-    pointer = Path(run_dir) / "checkpoints" / "checkpoint"
-    before = pointer.read_text() if pointer.exists() else None
-    deadline = time.monotonic() + timeout
-    while process.poll() is None and (not pointer.exists() or pointer.read_text() == before):
+def _wait_for_new_checkpoint(process, run_dir, timeout):
+    """Polls until `process` has saved a checkpoint in `run_dir`, or exited."""
+    before, deadline = _checkpoint_pointer(run_dir), time.monotonic() + timeout
+    while process.poll() is None and _checkpoint_pointer(run_dir) == before:
         if time.monotonic() > deadline:
             process.kill()
             pytest.fail(f"no checkpoint was saved in {run_dir} in {timeout} s")
         time.sleep(0.01)
-    return time.monotonic()
+
+
+def _checkpoint_pointer(run_dir):
+    """The text of the run's `checkpoints/checkpoint` file (which names the latest), or None."""
+    try:
+        return (Path(run_dir) / "checkpoints" / "checkpoint").read_text()
+    except FileNotFoundError:
+        return None
 
 
 def _start_logged(args, log_dir, name):

@@ -166,10 +166,11 @@ def test_a_torn_latest_checkpoint_falls_back_to_the_one_before(config, tmp_path)
 
 # A run killed at random moments: each start is killed a random delay after it saves its first
 # checkpoint, the delays drawn from a seeded RNG over the time the uninterrupted run took from its first
-# checkpoint to its end, so kills land in steps, checkpoint writes, validation, between epochs and in
+# checkpoint to its last, so kills land in steps, checkpoint writes, validation, between epochs and in
 # the final evaluation (start-up, where a kill leaves nothing to resume, takes most of a tiny run).
-# Dropout is on (its seed-generator state is checkpointed), and an epoch (10 steps) is not a multiple
-# of the checkpoint interval (3), so most resumes start inside an epoch.
+# Dropout is on (its seed-generator state is checkpointed), a pass over the data is a few batches
+# (reshuffled each pass), and an epoch (50 steps) is not a multiple of the checkpoint interval (7):
+# a kill inside an epoch, or in its validation, resumes from a step inside it.
 KILLED_RUN = f"""
 [data]
 corpus = "generated"
@@ -179,26 +180,28 @@ generated_pairs = 300
 [tokenizer]
 model = "{GENERATED_TOKENIZER}"
 
+[batching]
+tokens_per_batch = 512
+
 [model]
 embed_dim = 8
 units = 8
 dropout = 0.1
 
 [train]
-epochs = 4
-steps_per_epoch = 10
-checkpoint_every_steps = 3
+epochs = 2
+steps_per_epoch = 50
+checkpoint_every_steps = 7
 patience = 5
 
 [decode]
 beam_size = 1
 max_length = 8
 """
-KILLS = 3
 
 
-def kill_delays(duration: float, seed: int) -> list[float]:
-    return list(np.random.default_rng(seed).uniform(0.0, 1.0, KILLS) * duration)
+def kill_delays(duration: float, kills: int, seed: int) -> list[float]:
+    return list(np.random.default_rng(seed).uniform(0.0, 1.0, kills) * duration)
 
 
 def assert_same_run(expected, actual):
@@ -216,10 +219,11 @@ def test_a_run_killed_at_random_moments_ends_as_if_never_killed(tmp_path):
     logs.mkdir()
     reference, killed = tmp_path / "uninterrupted", tmp_path / "killed"
     duration = timed_run(train_args(config, reference, "--seed", "3"), reference, logs, "uninterrupted")
-    outcomes = kill_and_rerun(train_args(config, killed, "--seed", "3"), killed, logs, kill_delays(duration, seed=0))
+    delays = kill_delays(duration, kills=3, seed=0)
+    outcomes = kill_and_rerun(train_args(config, killed, "--seed", "3"), killed, logs, delays)
     assert "killed" in outcomes, outcomes
     assert_same_run(reference, killed)
-    assert len(json.loads((killed / "history.json").read_text())["loss"]) == 4
+    assert len(json.loads((killed / "history.json").read_text())["loss"]) == 2
 
 
 def test_a_classifier_run_killed_at_random_moments_ends_as_if_never_killed(tmp_path):
@@ -238,7 +242,7 @@ def test_a_classifier_run_killed_at_random_moments_ends_as_if_never_killed(tmp_p
 
     reference, killed = tmp_path / "uninterrupted", tmp_path / "killed"
     duration = timed_run(args(reference), reference, logs, "uninterrupted")
-    outcomes = kill_and_rerun(args(killed), killed, logs, kill_delays(duration, seed=1))
+    outcomes = kill_and_rerun(args(killed), killed, logs, kill_delays(duration, kills=2, seed=1))
     assert "killed" in outcomes, outcomes
     assert_same_run(reference, killed)
     assert len(json.loads((killed / "history.json").read_text())["loss"]) == 5

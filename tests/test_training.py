@@ -148,3 +148,57 @@ def test_cosine_schedule_anneals_over_every_epoch_and_continues_after_a_resume(t
 def test_unknown_lr_schedule_names_the_value():
     with pytest.raises(ValueError, match="lr_schedule='linear'"):
         TrainConfig(out_dir="runs/x", lr_schedule="linear")
+
+
+# ----------------------------------------------------------------------------- exact resume
+
+
+def reshuffled_dataset():
+    """48 examples, shuffled anew on each pass (seeded), 8 a batch, of unknown length (like the pipeline's)."""
+    tokens, labels = dataset(n=48).unbatch().batch(48).get_single_element()
+    examples = tf.data.Dataset.from_tensor_slices((tokens, labels)).shuffle(48, seed=5)
+    return examples.batch(8).filter(lambda x, y: True)
+
+
+class InterruptAt(keras.callbacks.Callback):
+    """Raises KeyboardInterrupt (as a kill would stop the run) after optimizer step `step`,
+    or during the validation that follows it."""
+
+    def __init__(self, step, in_validation=False):
+        super().__init__()
+        self.step, self.in_validation = step, in_validation
+
+    def on_train_batch_end(self, batch, logs=None):
+        if not self.in_validation and int(self.model.optimizer.iterations.numpy()) == self.step:
+            raise KeyboardInterrupt
+
+    def on_test_batch_end(self, batch, logs=None):
+        if self.in_validation and int(self.model.optimizer.iterations.numpy()) == self.step:
+            raise KeyboardInterrupt
+
+
+def seeded_run(out_dir, interrupt=None):
+    """3 epochs of 6 steps, dropout on, a checkpoint every 4 steps; the model and data built as a new
+    process would (same seed); returns (final weights, summary)."""
+    keras.utils.set_random_seed(0)
+    model = Classifier(vocab_size=20, num_classes=2, embed_dim=4, units=4, bidirectional=False, dropout=0.3)
+    summary = train(model, reshuffled_dataset(), dataset(seed=1), loss=LOSS, out_dir=str(out_dir), epochs=3,
+                    learning_rate=0.05, checkpoint_every_steps=4, progress=False,
+                    callbacks=[interrupt] if interrupt else [])
+    return model.get_weights(), summary
+
+
+def test_a_run_interrupted_anywhere_ends_bit_identical_to_an_uninterrupted_one(tmp_path):
+    weights, summary = seeded_run(tmp_path / "uninterrupted")
+    # Inside epoch 1 (resumes from step 4), in epoch 2's validation (from step 8, four steps into
+    # epoch 2) and inside epoch 3 (from 16; epoch 2's end was saved).
+    for interrupt in (InterruptAt(5), InterruptAt(12, in_validation=True), InterruptAt(17)):
+        with pytest.raises(KeyboardInterrupt):
+            seeded_run(tmp_path / "interrupted", interrupt)
+    resumed_weights, resumed_summary = seeded_run(tmp_path / "interrupted")
+    for expected, actual in zip(weights, resumed_weights):
+        np.testing.assert_array_equal(actual, expected)
+    assert resumed_summary == summary
+    history = json.loads((tmp_path / "interrupted" / "history.json").read_text())
+    assert history == json.loads((tmp_path / "uninterrupted" / "history.json").read_text())
+    assert history["tokens"] == [48 * 6] * 3  # every epoch counts all of its steps, resumed ones too
