@@ -5,10 +5,11 @@ with Adam and gradient clipping, then fits it with:
 
 - a tqdm progress bar showing the loss terms and tokens/s;
 - a checkpoint each epoch, and every `checkpoint_every_steps` optimizer
-  steps, in `out_dir/checkpoints` (weights, optimizer state, epoch, position
-  in the epoch, early-stopping state), from which a second call with the same
-  `out_dir` resumes after a kill: only the steps since that checkpoint are
-  redone, and the batches come in the same order as in an uninterrupted run;
+  steps, in `out_dir/checkpoints` (what it holds: `seq2seq.training_state`),
+  from which a second call with the same `out_dir` resumes after a kill:
+  only the steps since that checkpoint are redone, and a seeded run with
+  deterministic ops, killed at any moment any number of times, ends with the
+  same weights and history as an uninterrupted one, bit for bit on CPU;
 - Ctrl-C (SIGINT): the step in progress finishes, a checkpoint is saved and
   `TrainingInterrupted` (a `KeyboardInterrupt`) is raised; a second Ctrl-C
   stops at once;
@@ -18,10 +19,14 @@ with Adam and gradient clipping, then fits it with:
   non-finite weights when a checkpoint is due), so no checkpoint ever holds
   NaN weights.
 
-Training reads `train_ds.repeat()`: an epoch is `steps_per_epoch` batches
-(default: the batches of one pass, counted once at the start) and the batch
-stream is the same for a given dataset seed, so a resumed run skips exactly
-the batches already trained on (`optimizer.iterations` of them).
+Training reads `train_ds.repeat()` through one iterator, in one `fit` call:
+an epoch is `steps_per_epoch` batches (default: the batches of one pass,
+counted once at the start). `Dataset.shuffle` draws a new order each time an
+iterator over its dataset starts, so the stream depends on the iterators made
+before it: a resumed run makes the same ones (counting the batches, the
+first batch, the stream) and skips the batches already trained on
+(`optimizer.iterations` of them) on the stream's own iterator; a resumed
+epoch ends after the steps it had left (`EndOfResumedEpoch`).
 
 Checkpoints are atomic: TensorFlow writes the files of a checkpoint, then
 replaces the `checkpoint` pointer file (write to a temporary name, rename), so

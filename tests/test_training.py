@@ -2,6 +2,7 @@
 
 import json
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -93,9 +94,16 @@ def test_nan_loss_stops_with_a_message_naming_the_step(tmp_path):
 
 
 def test_logs_history_and_progress_bar(tmp_path, capsys):
-    _, summary = run(tmp_path, epochs=2, progress=True, valid=dataset(seed=1))
+    # A validation set of unknown length (as the pipeline's): validated on exactly its batches,
+    # without Keras' "Your input ran out of data" warning.
+    valid = dataset(seed=1).filter(lambda x, y: True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _, summary = run(tmp_path, epochs=2, progress=True, valid=valid)
+    assert not [w for w in caught if "ran out of data" in str(w.message)]
     err = capsys.readouterr().err
     assert "epoch 2/2" in err and "task_loss=" in err and "tok/s=" in err and "val_loss=" in err
+    assert "saliency_penalty=" not in err  # a model without a penalty shows no penalty column
     with open(tmp_path / "history.json") as f:
         assert json.load(f) == summary["history"]
     assert set(summary["final"]) >= {"loss", "task_loss", "saliency_penalty", "accuracy", "val_loss"}
@@ -107,6 +115,13 @@ def test_logs_history_and_progress_bar(tmp_path, capsys):
                     tags.setdefault(split, set()).add((value.tag, event.step))
     assert ("epoch_loss", 2) in tags["train"] and ("epoch_saliency_penalty", 1) in tags["train"]
     assert ("epoch_loss", 2) in tags["validation"]
+
+
+def test_the_progress_bar_shows_the_penalty_of_a_model_that_has_one(tmp_path, capsys):
+    keras.utils.set_random_seed(0)
+    model = Classifier(vocab_size=20, num_classes=2, embed_dim=4, units=4, bidirectional=False, saliency_weight=0.5)
+    run(tmp_path, model=model, epochs=1, progress=True)
+    assert "saliency_penalty=" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("field, value", [("epochs", 0), ("learning_rate", 0.0), ("clipnorm", -1.0),
