@@ -36,6 +36,8 @@ LABELS_FILE = "labels.json"
 TOKENIZER_FILE = "tokenizer.model"
 MODEL_FILE = "model.keras"
 METRICS_FILE = "metrics.json"
+# How to make a new run, for the messages about a damaged one.
+RETRAIN = "seq2seq classifier train --data TRAIN.tsv --valid VALID.tsv --out DIR"
 
 # lambda when the training data has masks and none is given, with the model's
 # default penalty (squared L2 of the input gradient, log max-probability target,
@@ -253,25 +255,28 @@ def load_config(path) -> ClassifierRunConfig:
 
 
 def load_run(run_dir) -> ClassifierRun:
-    """Loads the config, labels, tokenizer and trained classifier of a run directory."""
-    from seq2seq.saving import load_model
-    from seq2seq.tokenizer import SentencePieceTokenizer
+    """Loads the config, labels, tokenizer and trained classifier of a run directory.
 
-    run_dir = Path(run_dir)
-    names = (CONFIG_FILE, LABELS_FILE, TOKENIZER_FILE, MODEL_FILE)
-    missing = [name for name in names if not (run_dir / name).is_file()]
-    if missing:
-        raise UserError(
-            f"{str(run_dir)!r} is not a trained classifier run (missing: {', '.join(missing)}); "
-            "train one with `seq2seq classifier train --data TRAIN.tsv --valid VALID.tsv --out DIR`"
-        )
-    labels = json.loads((run_dir / LABELS_FILE).read_text())
-    tokenizer = SentencePieceTokenizer.from_file(run_dir / TOKENIZER_FILE)
-    classifier = load_model(run_dir / MODEL_FILE, compile=False)
-    if classifier.vocab_size != tokenizer.vocab_size or classifier.num_classes != len(labels):
-        raise UserError(f"{run_dir}: model.keras does not match {TOKENIZER_FILE} / {LABELS_FILE}; "
-                        "the directory mixes two runs")
-    return ClassifierRun(load_config(run_dir / CONFIG_FILE), labels, tokenizer, classifier, run_dir)
+    A file that is missing, empty, cut short or from another run is a one-line
+    `UserError` naming it and the fix (`seq2seq.run_files`).
+    """
+    from seq2seq.models.classifier import Classifier
+    from seq2seq.run_files import RunFiles
+
+    files = RunFiles(Path(run_dir), "a trained classifier run", RETRAIN)
+    files.require((CONFIG_FILE, LABELS_FILE, TOKENIZER_FILE, MODEL_FILE))
+    config = files.config(CONFIG_FILE, ClassifierRunConfig)
+    labels = files.json(LABELS_FILE)
+    if not isinstance(labels, list) or len(labels) < 2 or not all(isinstance(label, str) for label in labels):
+        raise files.error(LABELS_FILE, f"does not hold a list of 2 or more label names (received {labels!r:.80})")
+    tokenizer = files.tokenizer(TOKENIZER_FILE)
+    classifier = files.model(MODEL_FILE, Classifier)
+    files.check_vocab(MODEL_FILE, classifier.vocab_size, TOKENIZER_FILE, tokenizer.vocab_size)
+    if classifier.num_classes != len(labels):
+        raise files.error(LABELS_FILE, f"names {len(labels)} labels but {MODEL_FILE} has {classifier.num_classes} "
+                                       "classes: the two files come from different runs")
+    files.check_model_config(MODEL_FILE, classifier, CONFIG_FILE, "model", config.model)
+    return ClassifierRun(config, labels, tokenizer, classifier, files.directory)
 
 
 def classify_texts(run: ClassifierRun, texts: list[str]) -> dict:

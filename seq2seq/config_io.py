@@ -58,7 +58,8 @@ def build(cls: type[T], table: dict[str, Any], overrides: dict[str, dict[str, st
     values = {}
     for name, field in sections.items():
         section_cls = _resolve_type(cls, field)
-        values[name] = _build_section(name, section_cls, table.get(name, {}), overrides.get(name, {}))
+        values[name] = _build_section(name, section_cls, table.get(name, {}), overrides.get(name, {}),
+                                      _default_of(field))
     return cls(**values)
 
 
@@ -77,7 +78,14 @@ def to_toml(config: Any) -> str:
     return "\n".join(lines)
 
 
-def _build_section(name: str, section_cls: type, table: Any, overrides: dict[str, str]):
+def _default_of(field: dataclasses.Field):
+    """The section's default instance in its parent (a factory may set other values than the class)."""
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return None if field.default is dataclasses.MISSING else field.default
+
+
+def _build_section(name: str, section_cls: type, table: Any, overrides: dict[str, str], default=None):
     if not isinstance(table, dict):
         raise UserError(f"config [{name}] must be a table of key = value. Received: {table!r}")
     fields = {field.name: field for field in dataclasses.fields(section_cls)}
@@ -91,7 +99,7 @@ def _build_section(name: str, section_cls: type, table: Any, overrides: dict[str
         from_string = key in overrides and value is overrides[key]
         values[key] = _coerce(f"{name}.{key}", value, field_type, from_string)
     try:
-        return section_cls(**values)
+        return dataclasses.replace(default, **values) if default is not None else section_cls(**values)
     except (TypeError, ValueError) as error:
         raise UserError(f"invalid config [{name}]: {error}") from None
 

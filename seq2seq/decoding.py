@@ -36,11 +36,23 @@ Output conventions, the same for every strategy (`DecodeResult`):
 Lengths: `max_length` bounds the output including the end token; `min_length`
 is the number of tokens that must precede it (the end token is forbidden at
 steps 0 .. min_length - 1). `PAD_ID` and `START_ID` are never emitted.
+
+Placeholders (`reserved_ids`, the ids of `seq2seq.placeholders.RESERVED_TOKENS`):
+a row's `required` reserved tokens (those of its source) are each emitted
+exactly once, the other reserved tokens never, and the end token only once all
+of them are out; when the room left before `max_length` is just enough for the
+missing ones and the end token, nothing else may be emitted. If `max_length`
+leaves no room for them all (more of them than `max_length - 1`), the end
+token is allowed and a row may end without some. Each hypothesis carries a
+[n_reserved] bool state of the tokens it emitted; a batch in which no source
+holds a reserved token runs without it (the reserved tokens only forbidden),
+so that the constraint costs nothing there.
 """
 
 from typing import NamedTuple
 import weakref
 
+import numpy as np
 import tensorflow as tf
 
 from seq2seq.tokens import END_ID, PAD_ID, START_ID
@@ -88,6 +100,7 @@ class _Rows(NamedTuple):
     finished: _Finished
     done: tf.Tensor  # [batch] bool
     model_state: dict
+    emitted: tuple | tf.Tensor = ()  # [batch, width, n_reserved] bool when placeholders are required
 
 
 class _Records(NamedTuple):
@@ -130,24 +143,27 @@ class Search:
         self.width = width
         self.length_penalty = float(length_penalty)
 
-    def candidates(self, logits, shift, bias):
+    def candidates(self, logits, shift, bias, tail=None):
         """Hook: the extensions of the alive hypotheses worth keeping.
 
         A candidate (slot s, token v) has the log-prob sum
-        `shift[b, s] + logits[b, s, v] + bias[v]` (`top_candidates` ranks them
-        without materialising that [batch, width, vocab] sum).
+        `shift[b, s] + logits[b, s, v] + bias(b, s, v)` (`top_candidates` ranks
+        them without materialising that [batch, width, vocab] sum).
 
         Args:
             logits: [batch, width, vocab] this step's logits.
             shift: [batch, width] each alive slot's log-prob sum minus its logsumexp.
-            bias: [vocab] 0, or _NEG on tokens that may not be emitted now.
+            bias: [span] or [batch, width, span], the bias of ids < span: 0, or
+                _NEG on tokens that may not be emitted now.
+            tail: None, or [batch, width] the bias of ids >= span.
         Returns:
             `(log_probs, parents, tokens)`, each [batch, n] with n >= width,
             sorted best first: a candidate extends alive slot `parents` with `tokens`.
         """
         raise NotImplementedError
 
-    def __call__(self, step_fn, initial_state, batch_size, *, max_length, min_length=0, source_state=None):
+    def __call__(self, step_fn, initial_state, batch_size, *, max_length, min_length=0, source_state=None,
+                 reserved_ids=(), required=None):
         """Decodes `batch_size` rows; returns a `DecodeResult`.
 
         Args:
@@ -158,18 +174,23 @@ class Search:
                 (an encoder's memory): never tiled; `step_fn` receives it
                 merged into the state, one row per input row, and need not
                 return it.
+            reserved_ids: the placeholder token ids (see the module docstring);
+                never emitted unless `required`.
+            required: None, or [batch, len(reserved_ids)] bool: the reserved
+                tokens each row must emit exactly once before its end token.
         """
         _check_lengths(max_length, min_length)
         source_state = dict(source_state or {})
-        loop = self._initial_loop(initial_state, batch_size, max_length)
+        rules = _TokenRules(min_length, max_length, reserved_ids, required)
+        loop = self._initial_loop(initial_state, batch_size, max_length, rules)
         loop = tf.while_loop(
             lambda loop: (loop.step < max_length) & ~tf.reduce_all(loop.rows.done),
-            lambda loop: (self._advance(step_fn, loop, source_state, min_length, max_length),),
+            lambda loop: (self._advance(step_fn, loop, source_state, rules),),
             (loop,),
         )[0]
         return self._best(loop, max_length)
 
-    def _initial_loop(self, initial_state, batch_size, max_length):
+    def _initial_loop(self, initial_state, batch_size, max_length, rules):
         width = self.width
         first_slot_only = tf.constant([[0.0] + [_NEG] * (width - 1)])
 
@@ -189,6 +210,7 @@ class Search:
                 ),
                 done=tf.zeros([batch_size], tf.bool),
                 model_state={k: _tile(v, width) for k, v in initial_state.items()},
+                emitted=rules.initial_emitted(batch_size, width),
             ),
             history=_History(
                 tokens=records(),
@@ -198,7 +220,7 @@ class Search:
             ),
         )
 
-    def _advance(self, step_fn, loop, source_state, min_length, max_length):
+    def _advance(self, step_fn, loop, source_state, rules):
         """One decoding step for the rows still searching; done rows are left out of the model call.
 
         Rows finish at different steps (sentences of different lengths in one
@@ -211,7 +233,7 @@ class Search:
         slots = tf.reshape(live[:, None] * self.width + tf.range(self.width), [-1])  # [live * width]
         rows = _gather_rows(loop.rows, live, slots)
         sources = {k: tf.gather(v, live) for k, v in source_state.items()}
-        rows, records = self._extend(step_fn, rows, sources, loop.step, min_length, max_length)
+        rows, records = self._extend(step_fn, rows, sources, loop.step, rules.of_rows(live))
         return _Loop(
             step=loop.step + 1,
             rows=_scatter_rows(loop.rows, rows, live, slots),
@@ -221,7 +243,7 @@ class Search:
             )),
         )
 
-    def _extend(self, step_fn, rows, sources, step, min_length, max_length):
+    def _extend(self, step_fn, rows, sources, step, rules):
         """Runs the model once on `rows` (all live) and extends, finishes and reselects their hypotheses.
 
         Returns the next `_Rows` and this step's `_Records`.
@@ -233,8 +255,7 @@ class Search:
         logits = tf.reshape(tf.cast(logits, tf.float32), [batch, width, logits.shape[-1] or -1])
         # A candidate's log-prob sum is alive + logit - logsumexp(logits): a shift per slot.
         shift = rows.alive_log_probs - tf.reduce_logsumexp(logits, axis=-1)
-        bias = forbidden_token_bias(tf.shape(logits)[-1], step >= min_length)
-        cand_log_probs, parents, tokens = self.candidates(logits, shift, bias)
+        cand_log_probs, parents, tokens = self.candidates(logits, shift, *rules.bias(step, rows.emitted))
         finished = self._finish(rows.finished, step, cand_log_probs, tokens)
         alive_key = tf.where(tokens == END_ID, _NEG, cand_log_probs)
         alive_log_probs, alive_from = tf.math.top_k(alive_key, k=width)
@@ -246,13 +267,15 @@ class Search:
             model_state[key] = value if width == 1 or value is state[key] else tf.gather(value, flat_parents)
         found = tf.reduce_sum(tf.cast(finished.scores > _VALID, tf.int32), axis=1)
         nothing_alive = tf.reduce_all(alive_log_probs <= _VALID, axis=1)
-        settled = self._settled(finished.scores[:, 0], alive_log_probs, max_length)
+        settled = self._settled(finished.scores[:, 0], alive_log_probs, rules.max_length)
+        inputs = tf.gather(tokens, alive_from, batch_dims=1)
         next_rows = _Rows(
-            inputs=tf.gather(tokens, alive_from, batch_dims=1),
+            inputs=inputs,
             alive_log_probs=tf.maximum(alive_log_probs, _NEG),
             finished=finished,
             done=(found >= width) | nothing_alive | settled,
             model_state=model_state,
+            emitted=rules.emitted_after(rows.emitted, alive_parents, inputs),
         )
         attention = tf.reshape(tf.cast(attention, tf.float32), [batch, width, -1])
         return next_rows, _Records(tokens, parents, alive_from, attention)
@@ -320,8 +343,8 @@ class GreedySearch(Search):
     def __init__(self):
         super().__init__(width=1)
 
-    def candidates(self, logits, shift, bias):
-        return top_candidates(logits, shift, bias, 1)
+    def candidates(self, logits, shift, bias, tail=None):
+        return top_candidates(logits, shift, bias, 1, tail)
 
 
 class BeamSearch(Search):
@@ -335,15 +358,18 @@ class BeamSearch(Search):
     def __init__(self, beam_size: int, length_penalty: float = DEFAULT_LENGTH_PENALTY):
         super().__init__(width=beam_size, length_penalty=length_penalty)
 
-    def candidates(self, logits, shift, bias):
+    def candidates(self, logits, shift, bias, tail=None):
         # 2 * width: at most `width` of them end, so `width` stay alive.
-        return top_candidates(logits, shift, bias, 2 * self.width)
+        return top_candidates(logits, shift, bias, 2 * self.width, tail)
 
 
-def greedy_decode(step_fn, initial_state, batch_size, *, max_length, min_length=0):
-    """Greedy decoding; returns a `DecodeResult` (see the module docstring)."""
+def greedy_decode(step_fn, initial_state, batch_size, *, max_length, min_length=0, **placeholders):
+    """Greedy decoding; returns a `DecodeResult` (see the module docstring).
+
+    `placeholders`: `reserved_ids` and `required` as in `Search.__call__`.
+    """
     return GreedySearch()(
-        step_fn, initial_state, batch_size, max_length=max_length, min_length=min_length
+        step_fn, initial_state, batch_size, max_length=max_length, min_length=min_length, **placeholders
     )
 
 
@@ -356,10 +382,14 @@ def beam_search_decode(
     max_length,
     min_length=0,
     length_penalty=DEFAULT_LENGTH_PENALTY,
+    **placeholders,
 ):
-    """Beam search; returns the best hypothesis per row as a `DecodeResult`."""
+    """Beam search; returns the best hypothesis per row as a `DecodeResult`.
+
+    `placeholders`: `reserved_ids` and `required` as in `Search.__call__`.
+    """
     return BeamSearch(beam_size, length_penalty)(
-        step_fn, initial_state, batch_size, max_length=max_length, min_length=min_length
+        step_fn, initial_state, batch_size, max_length=max_length, min_length=min_length, **placeholders
     )
 
 
@@ -371,12 +401,19 @@ def encode_and_decode(
     max_length=DEFAULT_MAX_LENGTH,
     min_length=0,
     length_penalty=DEFAULT_LENGTH_PENALTY,
+    reserved_ids=(),
+    constrain=None,
 ):
     """`translator.encode` then greedy (beam_size=1) or beam search.
 
     Graph-safe and not wrapped: call it inside your own `tf.function` (export
     does); `translate_ids` is the cached entry point. `beam_size=1` runs
-    greedy decoding, which ignores `length_penalty`.
+    greedy decoding, which ignores `length_penalty`. With `reserved_ids`,
+    each row must emit the reserved tokens its source holds (see the module
+    docstring). `constrain` says how: True = the per-row constraint; False =
+    the reserved tokens only forbidden, right for (and only for) a batch whose
+    sources hold none; None = decided in the graph per batch (a `tf.cond`
+    that traces both). Every choice that is right gives the same outputs.
     """
     search = _make_search(beam_size, length_penalty)
     state = translator.encode(source_ids)
@@ -384,14 +421,26 @@ def encode_and_decode(
     # search neither tiles nor reorders it, and the translator attends to it
     # with a source's `width` hypotheses at once.
     per_source = getattr(translator, "per_source_state", ())
-    return search(
-        translator.decode_step,
-        {k: v for k, v in state.items() if k not in per_source},
-        tf.shape(source_ids)[0],
-        max_length=max_length,
-        min_length=min_length,
-        source_state={k: state[k] for k in per_source},
-    )
+
+    def decode(required=None):
+        return search(
+            translator.decode_step,
+            {k: v for k, v in state.items() if k not in per_source},
+            tf.shape(source_ids)[0],
+            max_length=max_length,
+            min_length=min_length,
+            source_state={k: state[k] for k in per_source},
+            reserved_ids=reserved_ids,
+            required=required,
+        )
+
+    if not reserved_ids or constrain is False:
+        return decode()
+    reserved = tf.constant(reserved_ids, tf.int32)
+    required = tf.reduce_any(tf.cast(source_ids, tf.int32)[:, :, None] == reserved, axis=1)  # [batch, n]
+    if constrain:
+        return decode(required)
+    return tf.cond(tf.reduce_any(required), lambda: decode(required), decode)
 
 
 _TRANSLATE_FUNCTIONS = weakref.WeakKeyDictionary()  # translator -> {options: tf.function}
@@ -405,18 +454,26 @@ def translate_ids(
     max_length=DEFAULT_MAX_LENGTH,
     min_length=0,
     length_penalty=DEFAULT_LENGTH_PENALTY,
+    reserved_ids=(),
+    constrain=None,
 ):
     """Translates a padded batch of source ids [batch, src_time] in one graph.
 
     One `tf.function` per translator and decoding options, with a
     [None, None] int32 input signature, so new batch sizes and source lengths
-    do not retrace.
+    do not retrace. `reserved_ids`, `constrain`: as in `encode_and_decode`;
+    `constrain=None` decides from `source_ids` here, without a `tf.cond`.
     """
+    reserved_ids = tuple(int(i) for i in reserved_ids)
+    if reserved_ids and constrain is None:
+        constrain = bool(np.isin(np.asarray(source_ids), reserved_ids).any())
     options = dict(
         beam_size=beam_size,
         max_length=max_length,
         min_length=min_length,
         length_penalty=float(length_penalty),
+        reserved_ids=reserved_ids,
+        constrain=bool(constrain) if reserved_ids else None,
     )
     functions = _TRANSLATE_FUNCTIONS.setdefault(translator, {})
     key = tuple(options.values())
@@ -476,54 +533,127 @@ def _tile(tensor, width):
     return tensor if width == 1 else tf.repeat(tensor, width, axis=0)
 
 
-def top_candidates(logits, shift, bias, n):
-    """The `n` best `shift[b, s] + logits[b, s, v] + bias[v]` of each row, exactly, in two small top-ks.
+def top_candidates(logits, shift, bias, n, tail=None):
+    """The `n` best `shift[b, s] + logits[b, s, v] + bias(b, s, v)` of each row, exactly, in two small top-ks.
 
     One `top_k` over a row's width x vocab sums costs ~25x an argmax on a CPU
     (and the sums themselves a full pass). Here each slot's vocabulary is cut
-    into chunks of `_chunk_size(vocab)` tokens; the `n` best entries lie in the
+    into chunks of `_chunk_size(vocab, span)` tokens; the `n` best entries lie in the
     `n` chunks with the highest maxima (a chunk holding one of them has a
     maximum at least that high; if `n` chunks had higher maxima, `n` better
     entries would exist), so one top-k picks those chunks from their maxima and
     a second the `n` best of the chunks' entries. The chosen chunks are read in
     vocabulary order, so ties go to the lower (slot, token) index as in a
-    single `top_k`. The bias is non-zero on special tokens only, all in the
-    first chunk, whose maximum is taken with it.
+    single `top_k`. The bias of ids below `span` (special and placeholder
+    tokens) lies in the first chunk, whose maximum is taken with it; every
+    other chunk has the slot's `tail` bias.
 
     Args:
         logits: [batch, width, vocab] float32 (vocab static, else one chunk).
         shift: [batch, width].
-        bias: [vocab], non-zero only below `_chunk_size(vocab)`.
+        bias: [span] or [batch, width, span], the bias of ids < span (span static, <= vocab).
         n: candidates per row, at most width * vocab.
+        tail: None (0), or [batch, width] the bias of ids >= span (with a [batch, width, span] bias).
     Returns:
         `(values, slots, tokens)`, each [batch, n], best first.
     """
-    vocab = logits.shape[-1]
+    vocab, span = logits.shape[-1], bias.shape[-1]
     if vocab is None:  # unknown until run time: one chunk, a plain top_k
         size, chunks = tf.shape(logits)[-1], 1
     else:
-        size = _chunk_size(vocab)
+        size = _chunk_size(vocab, span)
         chunks = vocab // size
     batch, width = tf.shape(logits)[0], tf.shape(logits)[1]
+    head = _first_chunk_bias(bias, tail, size)  # [size] or [batch, width, size]
     maxima = tf.reduce_max(tf.reshape(logits, [batch, width, chunks, size]), axis=-1)
-    first = tf.reduce_max(logits[:, :, :size] + bias[:size], axis=-1)
-    maxima = tf.concat([first[:, :, None], maxima[:, :, 1:]], axis=-1) + shift[:, :, None]
+    first = tf.reduce_max(logits[:, :, :size] + head, axis=-1)
+    rest = maxima[:, :, 1:] if tail is None else maxima[:, :, 1:] + tail[:, :, None]
+    maxima = tf.concat([first[:, :, None], rest], axis=-1) + shift[:, :, None]
     picked = tf.reshape(maxima, [batch, -1])  # [batch, width * chunks], index = slot * chunks + chunk
     _, picked = tf.math.top_k(picked, k=tf.minimum(n, tf.shape(picked)[1]))
     picked = tf.sort(picked, axis=-1)  # vocabulary order: ties as a single top_k breaks them
     slots = picked // chunks
+    in_first = (picked % chunks == 0)[:, :, None]  # [batch, picked, 1]
     tokens = (picked % chunks)[:, :, None] * size + tf.range(size)  # [batch, picked, size]
     values = tf.gather(tf.reshape(logits, [batch, -1, size]), picked, batch_dims=1)
-    values += tf.gather(shift, slots, batch_dims=1)[:, :, None] + tf.gather(bias, tokens)
+    if tail is None:
+        chunk_bias = tf.where(in_first, head, 0.0)
+    else:
+        chunk_bias = tf.where(in_first, tf.gather(head, slots, batch_dims=1),
+                              tf.gather(tail, slots, batch_dims=1)[:, :, None])
+    values += tf.gather(shift, slots, batch_dims=1)[:, :, None] + chunk_bias
     values, index = tf.math.top_k(tf.reshape(values, [batch, -1]), k=n)
     return (values, tf.gather(slots, index // size, batch_dims=1),
             tf.gather(tf.reshape(tokens, [batch, -1]), index, batch_dims=1))
 
 
-def _chunk_size(vocab: int) -> int:
-    """The smallest divisor of `vocab` that is at least its square root and above END_ID."""
-    floor = max(END_ID + 1, int(vocab ** 0.5))
+def _first_chunk_bias(bias, tail, size):
+    """The bias of ids < `size`: `bias` [..., span] continued with `tail` (or 0) up to `size`."""
+    span = bias.shape[-1]
+    if isinstance(size, int) and size == span:
+        return bias
+    if tail is None:
+        return tf.pad(bias, [[0, 0]] * (bias.shape.rank - 1) + [[0, size - span]])
+    return tf.concat([bias, tf.repeat(tail[:, :, None], size - span, axis=-1)], axis=-1)
+
+
+def _chunk_size(vocab: int, span: int = END_ID + 1) -> int:
+    """The smallest divisor of `vocab` that is at least its square root and at least `span`."""
+    floor = max(span, int(vocab ** 0.5))
     return next(size for size in range(floor, vocab + 1) if vocab % size == 0) if vocab > floor else vocab
+
+
+class _TokenRules:
+    """Which token each hypothesis may emit next: special tokens, `min_length` and placeholders.
+
+    `bias` gives the candidates' bias (`top_candidates`), `emitted_after`
+    follows the reserved tokens each hypothesis emitted (see the module
+    docstring for the placeholder rules).
+    """
+
+    def __init__(self, min_length, max_length, reserved_ids=(), required=None):
+        self.min_length, self.max_length = min_length, max_length
+        self.reserved_ids = tuple(int(i) for i in reserved_ids)
+        self.required = required  # [batch, n_reserved] bool, or None
+        if required is not None and not self.reserved_ids:
+            raise ValueError("`required` needs the `reserved_ids` it refers to. Received: reserved_ids=()")
+        self.span = max((END_ID + 1, *(i + 1 for i in self.reserved_ids)))
+        reserved = np.zeros([len(self.reserved_ids), self.span], np.float32)
+        reserved[np.arange(len(self.reserved_ids)), list(self.reserved_ids)] = 1.0
+        self._reserved = reserved  # [n_reserved, span] one-hot
+        self._end = np.eye(self.span, dtype=np.float32)[END_ID]
+        self._others = 1.0 - reserved.sum(axis=0) - self._end  # neither reserved nor END
+
+    def of_rows(self, rows):
+        """These rules for the input rows `rows` [live] of the batch."""
+        if self.required is None:
+            return self
+        return _TokenRules(self.min_length, self.max_length, self.reserved_ids, tf.gather(self.required, rows))
+
+    def initial_emitted(self, batch, width):
+        if self.required is None:
+            return ()
+        return tf.zeros([batch, width, len(self.reserved_ids)], tf.bool)
+
+    def emitted_after(self, emitted, parents, tokens):
+        """[batch, width, n] after the alive slots extended `parents` [batch, width] with `tokens` [batch, width]."""
+        if self.required is None:
+            return ()
+        return tf.gather(emitted, parents, batch_dims=1) | (tokens[:, :, None] == tf.constant(self.reserved_ids))
+
+    def bias(self, step, emitted):
+        """`(bias, tail)` for `top_candidates`: [span] and None, or [batch, width, span] and [batch, width]."""
+        bias = forbidden_token_bias(self.span, step >= self.min_length)
+        if self.required is None:  # reserved tokens are never emitted
+            return bias + _NEG * self._reserved.sum(axis=0), None
+        owed = self.required[:, None, :] & ~emitted  # [batch, width, n]
+        missing = tf.reduce_sum(tf.cast(owed, tf.int32), axis=-1)  # [batch, width]
+        room = self.max_length - step  # positions left, this one included
+        end_blocked = tf.cast((missing > 0) & (missing < room), tf.float32)
+        only_owed = tf.cast((missing > 0) & (missing + 1 >= room), tf.float32)
+        not_owed = tf.einsum("bwn,ns->bws", tf.cast(~owed, tf.float32), self._reserved)
+        forbidden = not_owed + end_blocked[:, :, None] * self._end + only_owed[:, :, None] * self._others
+        return bias + _NEG * forbidden, _NEG * only_owed
 
 
 def forbidden_token_bias(vocab, end_allowed=True):

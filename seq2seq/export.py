@@ -16,9 +16,13 @@ int32}; a classifier's returns {"label": [batch] string, "probabilities":
 [batch, time] string}. Sources are encoded exactly as the training pipeline
 encodes them (`seq2seq.data.pipeline.encode_sources`), after the run's first-word
 casing when it has one (`seq2seq.casing`: a listed first word is lowered, and the
-translation's first letter raised again), and the same
+translation's first letter raised again); with placeholder protection on, the
+source's placeholders are replaced by reserved tokens and put back into the
+translation in the graph too (`seq2seq.placeholders`), and the same
 `tf.function` is also reachable as `loaded.translate(texts)` /
-`loaded.classify(texts)`.
+`loaded.classify(texts)`. A string that is not valid UTF-8 (or holds a NUL)
+gets the translation "" (the label "") and leaves the rest of its batch as it
+would be without it (`_blank_invalid_utf8`).
 
 Only the models' variables are saved, not the Keras objects: the SavedModel
 holds graphs and weights, so loading it needs none of the kit's classes.
@@ -31,7 +35,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from seq2seq import tokens
+from seq2seq import placeholders, tokens
 from seq2seq.data.pipeline import encode_sources
 from seq2seq.decoding import encode_and_decode
 from seq2seq.errors import UserError
@@ -56,7 +60,8 @@ class _ExportModule(tf.Module):
 
 
 def export_translator(translator, tokenizer, out_dir, *, max_source_len: int, beam_size: int,
-                      max_length: int, length_penalty: float, casing=None) -> Path:
+                      max_length: int, length_penalty: float, casing=None,
+                      protect_placeholders: bool = True) -> Path:
     """Writes a SavedModel translating a batch of strings to a batch of strings.
 
     Args:
@@ -68,6 +73,8 @@ def export_translator(translator, tokenizer, out_dir, *, max_source_len: int, be
         max_length: longest output in pieces, END included.
         length_penalty: GNMT length penalty of beam search (ignored when greedy).
         casing: a `seq2seq.casing.FirstWordCasing` applied around the translation, or None.
+        protect_placeholders: carry placeholders through as `translate_batches`
+            does (off anyway with a tokenizer that lacks the reserved tokens).
     Returns:
         The SavedModel directory.
     """
@@ -80,20 +87,27 @@ def export_translator(translator, tokenizer, out_dir, *, max_source_len: int, be
         raise UserError(f"length_penalty must be >= 0; received {length_penalty!r}")
     module = _ExportModule(translator, tokenizer)
     module.casing = casing
-    options = dict(beam_size=beam_size, max_length=max_length, length_penalty=float(length_penalty))
+    reserved_ids = placeholders.reserved_ids(tokenizer) if protect_placeholders else ()
+    options = dict(beam_size=beam_size, max_length=max_length, length_penalty=float(length_penalty),
+                   reserved_ids=reserved_ids)
 
     @tf.function(input_signature=[_TEXTS])
     def translate(texts):
         """[batch] strings -> translations, scores, token_ids and lengths (see the module)."""
+        texts, invalid = _blank_invalid_utf8(texts)
         if casing is not None:
             texts, lowered = casing.lower_first_words(texts)
+        if reserved_ids:
+            texts, protected = placeholders.protect_in_graph(texts)
         source_ids = encode_sources(texts, tokenizer, max_source_len).to_tensor()
         result = encode_and_decode(translator, source_ids, **options)
         translations = tokenizer.detokenize(result.token_ids)
+        if reserved_ids:
+            translations = placeholders.restore_in_graph(translations, protected)
         if casing is not None:
             translations = casing.raise_first_letters(translations, lowered)
         return {
-            "translations": translations,
+            "translations": tf.where(invalid, "", translations),
             "scores": result.scores,
             "token_ids": result.token_ids,
             "lengths": result.lengths,
@@ -130,12 +144,13 @@ def export_classifier(classifier, tokenizer, out_dir, *, max_len: int, labels: l
     @tf.function(input_signature=[_TEXTS])
     def classify(texts):
         """[batch] strings -> label, probabilities, attention and pieces (see the module)."""
+        texts, invalid = _blank_invalid_utf8(texts)
         token_ids = encode_sources(texts, tokenizer, max_len).to_tensor()
         outputs = classifier(token_ids, training=False)
         probabilities = tf.cast(outputs["probabilities"], tf.float32)
         pieces = tf.where(token_ids == tokens.PAD_ID, "", tokenizer.id_to_piece(token_ids))
         return {
-            "label": tf.gather(tf.constant(labels), tf.argmax(probabilities, axis=-1)),
+            "label": tf.where(invalid, "", tf.gather(tf.constant(labels), tf.argmax(probabilities, axis=-1))),
             "probabilities": probabilities,
             "attention": tf.cast(outputs["attention"], tf.float32),
             "pieces": pieces,
@@ -143,6 +158,20 @@ def export_classifier(classifier, tokenizer, out_dir, *, max_len: int, labels: l
 
     module.classify = classify
     return _save(module, classify, out_dir)
+
+
+def _blank_invalid_utf8(texts):
+    """`(texts, invalid)`: [batch] strings with each one that is not valid UTF-8 or holds a NUL
+    replaced by "", and [batch] bool True at those.
+
+    SentencePiece would turn such bytes into pieces of nonsense; emptied, the
+    string is tokenized as "" (END alone) and its output is then blanked, as
+    `seq2seq translate` writes an empty line for an unreadable input line.
+    """
+    # Each invalid byte decodes to code point 0 here, as a NUL does.
+    codepoints = tf.strings.unicode_decode(texts, "UTF-8", errors="replace", replacement_char=0)
+    invalid = tf.reduce_any(tf.equal(codepoints, 0), axis=1)
+    return tf.where(invalid, "", texts), invalid
 
 
 def _save(module: tf.Module, function, out_dir) -> Path:

@@ -3,12 +3,18 @@
 Calling a model once per sentence costs ~100 ms each; here sentences are sorted
 by length, batched, encoded exactly as the training pipeline encodes sources,
 and decoded in one graph per batch (`seq2seq.decoding.translate_ids`).
+With `protect_placeholders` (and a tokenizer that holds the reserved tokens),
+placeholders such as `%s` are replaced by reserved tokens before encoding, the
+decoder must emit each of a source's reserved tokens once, and the output's
+reserved tokens are replaced by the source's placeholders again
+(`seq2seq.placeholders`).
 """
 
 import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
+from seq2seq import placeholders
 from seq2seq.data.pipeline import encode_sources
 from seq2seq.decoding import translate_ids
 
@@ -26,33 +32,43 @@ def length_sorted_batches(texts, batch_size: int):
 
 
 def decode_batches(translator, tokenizer, texts, *, max_source_len: int, beam_size: int,
-                   max_length: int, length_penalty: float, batch_size: int = 64, progress: bool = False):
+                   max_length: int, length_penalty: float, batch_size: int = 64, progress: bool = False,
+                   protect_placeholders: bool = False):
     """Yields `(indices, DecodeResult)` for length-sorted batches covering every text once.
 
-    `indices` [batch] are the positions in `texts` of the result's rows.
+    `indices` [batch] are the positions in `texts` of the result's rows. With
+    `protect_placeholders`, the reserved tokens of `seq2seq.placeholders` that a
+    text holds (the texts are protected already) are each emitted once.
     """
+    reserved_ids = placeholders.reserved_ids(tokenizer) if protect_placeholders else ()
     texts = list(texts)
     batches = list(length_sorted_batches(texts, batch_size))
     for indices in tqdm(batches, desc="translating", unit="batch", disable=not progress):
         ids = source_ids(tokenizer, [texts[i] for i in indices], max_source_len)
         yield indices, translate_ids(translator, ids, beam_size=beam_size, max_length=max_length,
-                                     length_penalty=length_penalty)
+                                     length_penalty=length_penalty, reserved_ids=reserved_ids)
 
 
-def translate_batches(translator, tokenizer, texts, *, casing=None, **options) -> list[str]:
+def translate_batches(translator, tokenizer, texts, *, casing=None, protect_placeholders=True,
+                      **options) -> list[str]:
     """Translations of `texts`, in input order; `options` as in `decode_batches`.
 
     `casing`: a `seq2seq.casing.FirstWordCasing` applied around the translation, or None.
+    `protect_placeholders`: carry placeholders through (`seq2seq.placeholders`);
+    off anyway with a tokenizer that lacks the reserved tokens.
     """
     texts = list(texts)
     lowered = np.zeros(len(texts), bool)
     if casing is not None and texts:
         cased, lowered = casing.lower_first_words(texts)
         texts, lowered = [text.decode("utf-8") for text in cased.numpy()], lowered.numpy()
-    outputs = [b""] * len(texts)
-    for indices, result in decode_batches(translator, tokenizer, texts, **options):
+    protect = bool(protect_placeholders and placeholders.reserved_ids(tokenizer))
+    protected = [placeholders.protect(text) if protect else placeholders.Protected(text, ()) for text in texts]
+    outputs = [""] * len(texts)
+    for indices, result in decode_batches(translator, tokenizer, [p.text for p in protected],
+                                          protect_placeholders=protect, **options):
         for index, text in zip(indices, tokenizer.detokenize(result.token_ids).numpy()):
-            outputs[index] = text
+            outputs[index] = placeholders.restore(text.decode("utf-8"), protected[index].placeholders)
     if lowered.any():
-        outputs = casing.raise_first_letters(outputs, lowered).numpy()
-    return [text.decode("utf-8") for text in outputs]
+        outputs = [text.decode("utf-8") for text in casing.raise_first_letters(outputs, lowered).numpy()]
+    return outputs

@@ -4,7 +4,9 @@ Shapes: targets are token ids `[batch, time]` (or one-hot `[batch, time, vocab]`
 predictions are `[batch, time, vocab]` logits (or probabilities with
 `from_logits=False`). Everything is written with `keras.ops` and no Python
 branching on tensor values, so the losses run eagerly and under
-`tf.function(jit_compile=True)` (tested on the TensorFlow backend).
+`tf.function(jit_compile=True)`, and on every Keras backend: TensorFlow, JAX
+(also under `jax.jit`) and PyTorch; importing this module does not import
+TensorFlow on the other two. See docs/backends.md for how that is tested.
 
 Why these losses reduce themselves. Keras 3.15's `Loss.__call__` multiplies the
 per-token values by `sample_weight` and divides the sum by *all* `batch * time`
@@ -21,13 +23,16 @@ import keras
 import numpy as np
 from keras import ops
 
-# Private in Keras 3.15, used by the built-in `Loss.__call__` itself: the
-# backend-independent Keras-mask accessor, and the 1/replicas scaling that every
-# built-in mean reduction applies under `tf.distribute`.
-from keras.src.backend import get_keras_mask
-from keras.src.losses.loss import scale_loss_for_distribution
-
 from seq2seq.tokens import END_ID, PAD_ID, START_ID
+
+try:
+    # Private in Keras 3.15 (no public accessor exists), used by the built-in
+    # `Loss.__call__` itself. A JAX tracer (inside `jax.jit`, where Keras'
+    # fit and evaluate run) cannot carry attributes, so Keras keeps its mask
+    # in a global table that only this function reads.
+    from keras.src.backend import get_keras_mask as _keras_get_mask
+except ImportError:  # Keras moved it; tests/test_backends.py fails loudly on this.
+    _keras_get_mask = None
 
 NORMALIZE_OPTIONS = ("tokens", "weights")
 BASE_LOSSES = ("crossentropy", "mae")
@@ -78,7 +83,7 @@ class _MaskedTokenLoss(keras.losses.Loss):
         the all-reduced normalizer.
         """
         if mask is None:
-            mask = get_keras_mask(y_pred)
+            mask = _keras_mask(y_pred)
         y_true, y_pred = self._standardize(y_true, y_pred)
         values, keep, weights = self._per_token(y_true, y_pred)
         if mask is not None:
@@ -96,7 +101,7 @@ class _MaskedTokenLoss(keras.losses.Loss):
     def __call__(self, y_true, y_pred, sample_weight=None):
         with keras.name_scope(self.name):
             total, normalizer = self.sum_and_normalizer(y_true, y_pred, sample_weight)
-            return scale_loss_for_distribution(ops.divide_no_nan(total, normalizer))
+            return _scale_for_replicas(ops.divide_no_nan(total, normalizer))
 
     def _standardize(self, y_true, y_pred):
         y_pred = ops.convert_to_tensor(y_pred, dtype=self.dtype)
@@ -322,6 +327,35 @@ def _count_classes(targets, vocab_size, pad_id):
                              f"Received: id {bad}")
         counts += np.bincount(ids, minlength=vocab_size)
     return counts
+
+
+def _keras_mask(x):
+    """Returns the Keras mask `[batch, time]` carried by `x`, or None.
+
+    Keras' own accessor when it is importable (it finds masks on every
+    backend); otherwise the `_keras_mask` attribute, which TensorFlow and
+    PyTorch tensors and eager JAX arrays carry but JAX tracers cannot, so
+    masks are lost inside `jax.jit` (in a JAX model's fit and evaluate).
+    """
+    if _keras_get_mask is not None:
+        return _keras_get_mask(x)
+    return getattr(x, "_keras_mask", None)
+
+
+def _scale_for_replicas(value):
+    """Scales by 1 / replicas under `tf.distribute`, as Keras' built-in means do.
+
+    The same rule as Keras 3.15's private `scale_loss_for_distribution`: only
+    the TensorFlow backend scales, so TensorFlow is imported only there.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return value
+    import tensorflow as tf
+
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    if replicas > 1:
+        value = ops.multiply(value, ops.cast(1.0 / replicas, value.dtype))
+    return value
 
 
 def _target_ids(y_true, y_pred, pad_id):

@@ -3,16 +3,14 @@
 Shapes: `y_true` is `[batch, time]` ids (or one-hot `[batch, time, vocab]`),
 `y_pred` is `[batch, time, vocab]` logits or probabilities (only the argmax is
 used). Padding (`pad_id`, an all-zero one-hot row) and positions that are False
-in `y_pred`'s Keras mask never count.
+in `y_pred`'s Keras mask never count. They run on every Keras backend
+(TensorFlow, JAX, PyTorch); see docs/backends.md.
 """
 
 import keras
 from keras import ops
 
-# Private in Keras 3.15; the built-in metric wrappers read the mask with it.
-from keras.src.backend import get_keras_mask
-
-from seq2seq.losses import _check_int, _target_ids
+from seq2seq.losses import _check_int, _keras_mask, _target_ids
 from seq2seq.tokens import PAD_ID
 
 
@@ -25,7 +23,7 @@ class _PaddedSequenceMetric(keras.metrics.Metric):
 
     def _hits_and_keep(self, y_true, y_pred):
         """Returns `(hit, keep)`, both `[batch, time]` bool."""
-        mask = get_keras_mask(y_pred)
+        mask = _keras_mask(y_pred)
         y_true, y_pred = ops.convert_to_tensor(y_true), ops.convert_to_tensor(y_pred)
         ids, is_pad = _target_ids(y_true, y_pred, self.pad_id)
         keep = ops.logical_not(is_pad)

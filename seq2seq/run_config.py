@@ -61,7 +61,9 @@ class TokenizerConfig:
 
     # An existing .model file; "" trains one on the training split into the run directory.
     model: str = ""
-    vocab_size: int = 8000
+    # Pieces, the reserved ones included; an upper bound (a corpus with fewer pieces gets fewer).
+    # 0 = chosen from the training data: its characters + one piece per 25 pairs (`seq2seq.data_defaults`).
+    vocab_size: int = 0
     model_type: str = "unigram"
     character_coverage: float = 1.0
 
@@ -76,7 +78,11 @@ class ModelConfig:
     bidirectional: bool = False
     # "luong" (dot/general score) or "bahdanau" (additive).
     attention: str = "luong"
-    dropout: float = 0.1
+    # Feed the previous attentional state to the decoder (Luong et al.; OpenNMT's default).
+    input_feeding: bool = False
+    # The attention also reads the source embeddings, so tokens to copy reach the decoder as they are.
+    memory_embeddings: bool = True
+    dropout: float = 0.0
     # lambda of the saliency penalty (needs source annotations; 0 = off).
     saliency_weight: float = 0.0
     # "float32", or "mixed_bfloat16": bfloat16 compute with float32 weights (1.34x the
@@ -97,15 +103,16 @@ class ModelConfig:
 class TrainingConfig:
     """How the translator is trained (`seq2seq.training.TrainConfig` plus the loss)."""
 
-    epochs: int = 10
-    learning_rate: float = 2e-3
+    # 0 = chosen from the training data: about 5 million target tokens, 2 to 40 epochs.
+    epochs: int = 0
+    learning_rate: float = 5e-3
     # "constant", or "cosine": anneal to 2% of learning_rate along half a cosine
     # over the epochs (`seq2seq.training.TrainConfig.lr_schedule`; a run that
     # max_minutes stops early stops before the end of the curve).
-    lr_schedule: str = "constant"
+    lr_schedule: str = "cosine"
     clipnorm: float = 1.0
     # Epochs without a better validation loss before stopping.
-    patience: int = 2
+    patience: int = 3
     # Batches per epoch (0 = one pass over the training split).
     steps_per_epoch: int = 0
     # Stop after this many minutes of training (0 = no limit); the best weights are kept.
@@ -153,6 +160,10 @@ class DecodeConfig:
     # rarely and lowercase often ("Open file" -> "open file"), and capitalise the
     # translation again (`seq2seq.casing`).
     first_word_casing: bool = True
+    # Replace placeholders (%s, {0}, $HOME, <b>...) by reserved tokens in the training pairs and
+    # the sources, decode each of a source's exactly once, and put them back
+    # (`seq2seq.placeholders`, docs/placeholders.md). Off for a tokenizer without the tokens.
+    protect_placeholders: bool = True
 
 
 @dataclass(frozen=True)
@@ -161,7 +172,9 @@ class RunConfig:
 
     data: DataConfig = field(default_factory=DataConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
-    batching: BatchingConfig = field(default_factory=BatchingConfig)
+    # 0 = the lengths chosen from the training data (the 98th percentile of pieces).
+    batching: BatchingConfig = field(default_factory=lambda: BatchingConfig(
+        max_source_len=0, max_target_len=0, tokens_per_batch=2048))
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainingConfig = field(default_factory=TrainingConfig)
     decode: DecodeConfig = field(default_factory=DecodeConfig)

@@ -2,7 +2,9 @@
 
 Every model the kit trains reserves the ids of `seq2seq.tokens`: pad=0,
 unk=1, start=2, end=3, so `Embedding(mask_zero=True)` and the masked losses
-work on its output unchanged. `SentencePieceTokenizer` runs the model inside
+work on its output unchanged; the next ids (4-19) are the placeholder tokens
+"｟0｠" .. "｟15｠" of `seq2seq.placeholders` (SentencePiece
+`user_defined_symbols`: always one piece each). `SentencePieceTokenizer` runs the model inside
 TensorFlow graphs (tf.data maps, tf.functions, exported SavedModels).
 
     path = train_sentencepiece(["corpus.tsv"], "out", vocab_size=8000)
@@ -22,6 +24,7 @@ import tensorflow as tf
 
 from seq2seq import tokens
 from seq2seq.errors import UserError
+from seq2seq.placeholders import RESERVED_TOKENS
 
 MODEL_TYPES = ("unigram", "bpe", "char", "word")
 
@@ -80,7 +83,7 @@ def train_sentencepiece(
             each tab-separated column as its own sentence.
         out_dir: directory to write to (created if missing).
         name: file stem of the written model.
-        vocab_size: number of pieces, the 4 reserved ones included.
+        vocab_size: number of pieces, the 4 special and 16 placeholder pieces included.
         model_type: one of "unigram", "bpe", "char", "word".
         character_coverage: fraction of characters the vocabulary must cover
             (1.0 for Latin scripts, ~0.9995 for large character sets).
@@ -130,7 +133,7 @@ def train_sentencepiece_from_sentences(
         pad_id=tokens.PAD_ID, unk_id=tokens.UNK_ID, bos_id=tokens.START_ID, eos_id=tokens.END_ID,
         pad_piece=tokens.PAD_PIECE, unk_piece=tokens.UNK_PIECE,
         bos_piece=tokens.START_PIECE, eos_piece=tokens.END_PIECE,
-        minloglevel=2,
+        user_defined_symbols=list(RESERVED_TOKENS), minloglevel=2,
     )
     options.update(trainer_options)
     try:
@@ -174,10 +177,11 @@ def prepare_run_tokenizer(run_dir, settings, sentences, **trainer_options) -> Pa
 def _check_training_options(vocab_size, model_type, character_coverage):
     if model_type not in MODEL_TYPES:
         raise UserError(f"unknown model type {model_type!r}; use one of {', '.join(MODEL_TYPES)}")
-    if not isinstance(vocab_size, int) or vocab_size <= len(tokens.SPECIAL_IDS):
+    reserved = len(tokens.SPECIAL_IDS) + len(RESERVED_TOKENS)
+    if not isinstance(vocab_size, int) or vocab_size <= reserved:
         raise UserError(
             f"vocabulary size {vocab_size!r} is too small: it must exceed the "
-            f"{len(tokens.SPECIAL_IDS)} reserved pieces; use for example --vocab-size 1000"
+            f"{reserved} reserved pieces (special and placeholder tokens); use for example --vocab-size 1000"
         )
     if not 0.0 < character_coverage <= 1.0:
         raise UserError(f"character coverage {character_coverage!r} must be in (0, 1]; use 1.0 for Latin scripts")

@@ -31,6 +31,8 @@ TOKENIZER_FILE = "tokenizer.model"
 MODEL_FILE = "model.keras"
 METRICS_FILE = "metrics.json"
 CASING_FILE = "casing.json"
+# How to make a new run, for the messages about a damaged one.
+RETRAIN = "seq2seq train --config FILE --out DIR"
 # Validation sentences decoded after each epoch to watch for end-token collapse.
 PROBE_SIZE = 32
 # [train] settings a resumed run may change: they steer what comes next, not what was trained.
@@ -53,21 +55,27 @@ class TranslationRun:
 
 
 def load_splits(config: RunConfig, log=print) -> Split:
-    """Reads the configured corpus and splits it into train/valid/test pairs."""
+    """Reads the configured corpus and splits it into train/valid/test pairs.
+
+    Logs what the read left out: for gettext catalogs one line by kind of
+    entry (plural, with context, ...: left out on purpose); for TSV and
+    aligned files the count of bad lines, which `seq2seq data check` details.
+    """
     data = config.data
     if data.corpus == "gettext":
         from seq2seq.data.gettext import read_gettext
 
         pairs, report = read_gettext(data.target_lang, locale_dir=data.locale_dir)
+        log(report.headline())
     elif data.corpus == "generated":
         from seq2seq.data.generated import generate_pairs
 
-        pairs, report = generate_pairs(data.task, data.generated_pairs, data.seed), None
+        pairs = generate_pairs(data.task, data.generated_pairs, data.seed)
     else:
         target = data.target_path if data.corpus == "aligned" else None
         pairs, report = read_corpus(data.path, fmt="aligned" if target else "tsv", target_path=target)
-    if report is not None and report.total_skipped:
-        log(f"skipped {report.total_skipped} bad lines (run `seq2seq data check` for details)")
+        if report.total_skipped:
+            log(f"skipped {report.total_skipped} bad lines (run `seq2seq data check` for details)")
     split = split_pairs(pairs, seed=data.seed, valid_fraction=data.valid_fraction,
                         test_fraction=data.test_fraction)
     if data.max_train_words:
@@ -79,12 +87,67 @@ def load_splits(config: RunConfig, log=print) -> Split:
     return split
 
 
+def protect_pairs(config: RunConfig, pairs: list[Pair]) -> list[Pair]:
+    """`pairs` with their placeholders replaced by reserved tokens (`seq2seq.placeholders.protect_pair`),
+    unless `decode.protect_placeholders` is off."""
+    from seq2seq.placeholders import protect_pair
+
+    if not config.decode.protect_placeholders:
+        return pairs
+    return [Pair(*protect_pair(pair.source, pair.target)) for pair in pairs]
+
+
 def prepare_tokenizer(config: RunConfig, train_pairs: list[Pair], run_dir: Path) -> Path:
-    """The run's SentencePiece model: kept, copied from `[tokenizer] model`, or trained on both sides."""
+    """The run's SentencePiece model: kept, copied from `[tokenizer] model`, or trained on both sides.
+
+    `vocab_size` is an upper bound (as for classifiers): a corpus with fewer
+    distinct pieces (number words, a small catalog) gets a smaller vocabulary
+    instead of an error.
+    """
     from seq2seq.tokenizer import prepare_run_tokenizer
 
     sentences = [pair.source for pair in train_pairs] + [pair.target for pair in train_pairs]
-    return prepare_run_tokenizer(run_dir, config.tokenizer, sentences)
+    return prepare_run_tokenizer(run_dir, config.tokenizer, sentences, hard_vocab_limit=False)
+
+
+def resolve_data_defaults(config: RunConfig, train_pairs: list[Pair], run_dir: Path, log=print):
+    """Chooses the settings left at 0 from the training pairs (`seq2seq.data_defaults`).
+
+    Trains (or keeps) the run's tokenizer on the way, since the length cuts
+    count its pieces. Returns `(resolved RunConfig, SentencePieceTokenizer)` and
+    writes the resolved config to `run_dir/config.toml`, which is what
+    `load_run` reads back.
+    """
+    from seq2seq import data_defaults as auto
+    from seq2seq.data.pipeline import count_pieces
+    from seq2seq.tokenizer import SentencePieceTokenizer
+
+    resolved = config
+    if auto.is_auto(config, "tokenizer", "vocab_size") and not config.tokenizer.model:
+        characters = auto.count_characters(text for pair in train_pairs for text in (pair.source, pair.target))
+        size, reason = auto.choose_vocab_size(len(train_pairs), characters)
+        resolved = auto.with_value(resolved, "tokenizer", "vocab_size", size)
+        log(reason)
+    tokenizer = SentencePieceTokenizer.from_file(prepare_tokenizer(resolved, train_pairs, run_dir))
+    if auto.is_auto(resolved, "tokenizer", "vocab_size"):
+        resolved = auto.with_value(resolved, "tokenizer", "vocab_size", tokenizer.vocab_size)
+    sides = (("max_source_len", "source", lambda pair: pair.source), ("max_target_len", "target", lambda pair: pair.target))
+    counts = {}
+    for name, side, text in sides:
+        if auto.is_auto(resolved, "batching", name) or (name == "max_target_len" and auto.is_auto(resolved, "train", "epochs")):
+            counts[name] = count_pieces([text(pair) for pair in train_pairs], tokenizer)
+        if auto.is_auto(resolved, "batching", name):
+            cut, reason = auto.choose_length_cut(counts[name], side)
+            resolved = auto.with_value(resolved, "batching", name, cut)
+            log(reason)
+    if auto.is_auto(resolved, "train", "epochs"):
+        tokens = int((counts["max_target_len"] + 1).clip(max=resolved.batching.max_target_len).sum())
+        epochs, reason = auto.choose_epochs(tokens)
+        resolved = auto.with_value(resolved, "train", "epochs", epochs)
+        log(reason)
+    if resolved != config:
+        atomic_write_text(Path(run_dir) / CONFIG_FILE, config_io.to_toml(resolved))
+    return resolved, tokenizer
 
 
 # ----------------------------------------------------------------------------- training
@@ -98,7 +161,8 @@ def build_translator(config: RunConfig, vocab_size: int):
     return Translator(
         vocab_size=vocab_size, embed_dim=model.embed_dim, units=model.units,
         encoder_layers=model.encoder_layers, bidirectional=model.bidirectional,
-        attention=model.attention, dropout=model.dropout, saliency_weight=model.saliency_weight,
+        attention=model.attention, input_feeding=model.input_feeding,
+        memory_embeddings=model.memory_embeddings, dropout=model.dropout, saliency_weight=model.saliency_weight,
         dtype=model.precision,
     )
 
@@ -134,22 +198,23 @@ def train_run(config: RunConfig, run_dir, *, progress: bool = True, log=print) -
 
     from seq2seq.data.pipeline import make_translation_dataset
     from seq2seq.distribution import distribution_strategy
-    from seq2seq.tokenizer import SentencePieceTokenizer
     from seq2seq.training import TrainConfig, train
 
     strategy = distribution_strategy(config.train.strategy)  # multiworker: before other TF work
+    config = with_saved_choices(config, run_dir)
     run_dir = prepare_run_dir(config, Path(run_dir), log)
-    log("config:\n" + config_io.to_toml(config))
     if config.train.deterministic:
         tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(config.train.seed)
     split = load_splits(config, log)
-    tokenizer = SentencePieceTokenizer.from_file(prepare_tokenizer(config, split.train, run_dir))
+    train_pairs, valid_pairs = protect_pairs(config, split.train), protect_pairs(config, split.valid)
+    config, tokenizer = resolve_data_defaults(config, train_pairs, run_dir, log)
+    log("config:\n" + config_io.to_toml(config))
     casing = _used_casing(config, learn_casing(split.train, run_dir))
     datasets = [
         make_translation_dataset([p.source for p in pairs], [p.target for p in pairs], tokenizer,
                                  config.batching, training=training, seed=config.train.seed)
-        for pairs, training in ((split.train, True), (split.valid, False))
+        for pairs, training in ((train_pairs, True), (valid_pairs, False))
     ]
     if strategy.num_replicas_in_sync > 1:
         log(f"training on {strategy.num_replicas_in_sync} replicas ({config.train.strategy}); "
@@ -201,33 +266,41 @@ def prepare_run_dir(config: RunConfig, run_dir: Path, log=print) -> Path:
     Refuses to resume a run that had another config, except for the
     `RESUMABLE_TRAIN_FIELDS` (for example a lower learning rate after a NaN).
     """
-    return prepare_any_run_dir(config, run_dir, RESUMABLE_TRAIN_FIELDS, log)
+    return prepare_any_run_dir(with_saved_choices(config, run_dir), run_dir, RESUMABLE_TRAIN_FIELDS, log)
+
+
+def with_saved_choices(config: RunConfig, run_dir) -> RunConfig:
+    """`config` with the settings a saved run in `run_dir` chose from its data, for those left at 0."""
+    from seq2seq.data_defaults import fill_from
+
+    saved = Path(run_dir) / CONFIG_FILE
+    if not saved.is_file():
+        return config
+    return fill_from(config, config_io.build(RunConfig, config_io.load_toml(saved)))
 
 
 # ----------------------------------------------------------------------------- using a run
 
 
 def load_run(run_dir) -> TranslationRun:
-    """Loads the config, tokenizer and trained translator of a run directory."""
-    from seq2seq.saving import load_model
-    from seq2seq.tokenizer import SentencePieceTokenizer
+    """Loads the config, tokenizer, trained translator and casing of a run directory.
 
-    run_dir = Path(run_dir)
-    missing = [name for name in (CONFIG_FILE, TOKENIZER_FILE, MODEL_FILE) if not (run_dir / name).is_file()]
-    if not run_dir.is_dir() or missing:
-        raise UserError(
-            f"{str(run_dir)!r} is not a trained run directory (missing: {', '.join(missing) or 'the directory'}); "
-            "train one with `seq2seq train --config FILE --out DIR` or `recipes/translate_gettext.py`"
-        )
-    config = config_io.build(RunConfig, config_io.load_toml(run_dir / CONFIG_FILE))
-    tokenizer = SentencePieceTokenizer.from_file(run_dir / TOKENIZER_FILE)
-    translator = load_model(run_dir / MODEL_FILE, compile=False)
-    if translator.vocab_size != tokenizer.vocab_size:
-        raise UserError(
-            f"{run_dir}: the model's vocabulary ({translator.vocab_size}) does not match "
-            f"{TOKENIZER_FILE} ({tokenizer.vocab_size}); the directory mixes two runs"
-        )
-    return TranslationRun(config, tokenizer, translator, run_dir, _used_casing(config, _load_casing(run_dir)))
+    A file that is missing, empty, cut short or from another run (a tokenizer
+    whose vocabulary is not the model's, a config whose sizes are not the
+    model's) is a one-line `UserError` naming it and the fix (`seq2seq.run_files`).
+    """
+    from seq2seq.models.translator import Translator
+    from seq2seq.run_files import RunFiles
+
+    files = RunFiles(Path(run_dir), "a trained run directory", RETRAIN)
+    files.require((CONFIG_FILE, TOKENIZER_FILE, MODEL_FILE))
+    config = files.config(CONFIG_FILE, RunConfig)
+    tokenizer = files.tokenizer(TOKENIZER_FILE)
+    translator = files.model(MODEL_FILE, Translator)
+    files.check_vocab(MODEL_FILE, translator.vocab_size, TOKENIZER_FILE, tokenizer.vocab_size)
+    files.check_model_config(MODEL_FILE, translator, CONFIG_FILE, "model", config.model)
+    casing = _load_casing(files) if config.decode.first_word_casing else None
+    return TranslationRun(config, tokenizer, translator, files.directory, casing)
 
 
 def learn_casing(train_pairs: list[Pair], run_dir: Path):
@@ -240,12 +313,22 @@ def learn_casing(train_pairs: list[Pair], run_dir: Path):
     return casing
 
 
-def _load_casing(run_dir: Path):
-    """The run's `FirstWordCasing`; none for a run directory from before casing.json."""
+def _load_casing(files):
+    """The run's `FirstWordCasing` from casing.json (`files`: the run's `seq2seq.run_files.RunFiles`)."""
     from seq2seq.casing import FirstWordCasing
 
-    path = run_dir / CASING_FILE
-    return FirstWordCasing(json.loads(path.read_text())["lower_first_words"]) if path.is_file() else None
+    if not (files.directory / CASING_FILE).is_file():
+        raise files.error(CASING_FILE, "is missing, and config.toml has decode.first_word_casing = true",
+                          f"retrain the run (`{RETRAIN}`), or set first_word_casing = false under [decode] "
+                          "in config.toml to decode without it")
+    words = files.json(CASING_FILE)
+    words = words.get("lower_first_words") if isinstance(words, dict) else None
+    if not isinstance(words, list) or not all(isinstance(word, str) for word in words):
+        raise files.error(CASING_FILE, 'does not hold {"lower_first_words": [words]}')
+    try:
+        return FirstWordCasing(words)
+    except ValueError as error:
+        raise files.error(CASING_FILE, str(error)) from None
 
 
 def _used_casing(config: RunConfig, casing):
@@ -260,7 +343,8 @@ def translate_texts(run: TranslationRun, texts: list[str], *, beam_size=None, ma
 
     return translate_batches(
         run.translator, run.tokenizer, texts, batch_size=batch_size or run.config.decode.batch_size,
-        progress=progress, casing=run.casing, **decode_options(run, beam_size=beam_size, max_length=max_length),
+        progress=progress, casing=run.casing, protect_placeholders=run.config.decode.protect_placeholders,
+        **decode_options(run, beam_size=beam_size, max_length=max_length),
     )
 
 
@@ -277,16 +361,17 @@ def export_run(run: TranslationRun, out_dir, *, beam_size=None, max_length=None)
     from seq2seq.export import export_translator
 
     return export_translator(run.translator, run.tokenizer, out_dir, casing=run.casing,
+                             protect_placeholders=run.config.decode.protect_placeholders,
                              **decode_options(run, beam_size=beam_size, max_length=max_length))
 
 
 def evaluate_pairs(run: TranslationRun, pairs: list[Pair], *, beam_size=None, progress=False) -> dict:
-    """BLEU, chrF and exact match of the run's translations of `pairs`' sources."""
+    """BLEU, chrF, exact match and placeholder rate of the run's translations of `pairs`' sources."""
     from seq2seq.evaluation import evaluate_translations
 
-    hypotheses = translate_texts(run, [pair.source for pair in pairs], beam_size=beam_size,
-                                 progress=progress)
-    return evaluate_translations(hypotheses, [pair.target for pair in pairs])
+    sources = [pair.source for pair in pairs]
+    hypotheses = translate_texts(run, sources, beam_size=beam_size, progress=progress)
+    return evaluate_translations(hypotheses, [pair.target for pair in pairs], sources=sources)
 
 
 def _target_ids(tokenizer, texts: list[str]) -> list:
@@ -303,28 +388,58 @@ def _target_ids(tokenizer, texts: list[str]) -> list:
     return ids
 
 
-def attention_alignments(run: TranslationRun, texts: list[str]) -> list[tuple]:
-    """Greedy translations of `texts` with their attention: `(source_pieces, output_pieces, weights)`.
+def attention_alignments(run: TranslationRun, texts: list[str], *, beam_size=None, max_length=None) -> list:
+    """`translate_texts`' translations of `texts` with the attention that produced them.
 
-    `weights` is [output_len, source_len]; pieces include the end tokens.
+    Decodes as `translate_texts` does, from the same batches: the run's
+    first-word casing, beam size, length penalty and maximum length
+    (`beam_size` and `max_length` override them as there), so each
+    alignment's `output` is the string `translate_texts` returns.
+
+    Returns:
+        One `seq2seq.attention_plot.Alignment` per text, in input order:
+        source and output text, the source pieces the model read (after
+        casing) and the output pieces it wrote, each with its end token, and
+        weights [output_len, source_len].
     """
-    from seq2seq.decoding import translate_ids
-    from seq2seq.inference import source_ids
+    import numpy as np
 
-    ids = source_ids(run.tokenizer, texts, run.config.batching.max_source_len)
-    result = translate_ids(run.translator, ids, beam_size=1, max_length=run.config.decode.max_length)
-    alignments = []
-    for row, text in enumerate(texts):
-        source = _pieces(run.tokenizer, ids[row])
-        output = _pieces(run.tokenizer, result.token_ids[row])
-        weights = result.attention[row].numpy()[: len(output), : len(source)]
-        alignments.append((source, output, weights))
+    from seq2seq.attention_plot import Alignment
+    from seq2seq.inference import decode_batches, source_ids
+
+    texts = list(texts)
+    read, lowered = _cased_sources(run, texts)
+    options = decode_options(run, beam_size=beam_size, max_length=max_length)
+    alignments = [None] * len(texts)
+    batches = decode_batches(run.translator, run.tokenizer, read, batch_size=run.config.decode.batch_size, **options)
+    for indices, result in batches:
+        ids = source_ids(run.tokenizer, [read[i] for i in indices], options["max_source_len"])
+        outputs = run.tokenizer.detokenize(result.token_ids)
+        if run.casing is not None:
+            outputs = run.casing.raise_first_letters(outputs, lowered[indices])
+        for row, index in enumerate(indices):
+            source = _pieces(run.tokenizer, ids[row])
+            output = _pieces(run.tokenizer, result.token_ids[row], until_end=True)
+            weights = np.asarray(result.attention[row])[: len(output), : len(source)]
+            alignments[index] = Alignment(texts[index], outputs[row].numpy().decode("utf-8"), source, output, weights)
     return alignments
 
 
-def _pieces(tokenizer, ids) -> list[str]:
-    """The pieces of one row of ids, padding dropped."""
-    from seq2seq.tokens import PAD_ID
+def _cased_sources(run: TranslationRun, texts: list[str]):
+    """The texts as the model reads them (first word lowered by the run's casing) and [texts] bool lowered."""
+    import numpy as np
+
+    if run.casing is None or not texts:
+        return texts, np.zeros(len(texts), bool)
+    cased, lowered = run.casing.lower_first_words(texts)
+    return [text.decode("utf-8") for text in cased.numpy()], lowered.numpy()
+
+
+def _pieces(tokenizer, ids, until_end: bool = False) -> list[str]:
+    """The pieces of one row of ids, padding dropped; cut after the first end token if `until_end`."""
+    from seq2seq.tokens import END_ID, PAD_ID
 
     ids = [int(i) for i in ids.numpy() if i != PAD_ID]
+    if until_end and END_ID in ids:
+        ids = ids[: ids.index(END_ID) + 1]
     return [piece.decode("utf-8") for piece in tokenizer.id_to_piece(ids).numpy()]

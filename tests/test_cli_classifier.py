@@ -3,6 +3,8 @@
 import contextlib
 import io
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -101,3 +103,30 @@ def test_bad_input_is_one_line_and_exit_2(trained, capsys, argv, message):
     code, out, err = run(capsys, "classifier", *[a.format(**fields) for a in argv])
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and message in err
+
+
+def test_predict_writes_one_json_line_per_input_line_with_the_errors_in_place(trained, tmp_path):
+    from seq2seq.classification import load_run, predictions
+
+    good = ["alfa bata sunel kivi", "omeg grumok"]
+    lines = [good[0].encode(), b"caf\xc3\xa9\xff", b"", good[1].encode(), b"y" * 1001]
+    result = subprocess.run([sys.executable, "-m", "seq2seq.cli.main", "classifier", "predict", "--model",
+                             str(trained["out"])], input=b"\n".join(lines) + b"\n", capture_output=True, timeout=240)
+    assert result.returncode == 0, result.stderr.decode()
+    rows = [json.loads(line) for line in result.stdout.decode().splitlines()]
+    expected = predictions(load_run(trained["out"]), good)
+    assert rows == [expected[0], {"error": "line 2: not UTF-8 text (byte 0xff at offset 5)"},
+                    {"error": "line 3: blank line, nothing to classify"}, expected[1],
+                    {"error": "line 5: longer than 1000 characters (1001)"}]
+    warnings = [line for line in result.stderr.decode().splitlines() if line.startswith("warning:")]
+    assert warnings == [f"warning: line {n}: {why}; wrote its error as the JSON line" for n, why in (
+        (2, "not UTF-8 text (byte 0xff at offset 5)"), (3, "blank line, nothing to classify"),
+        (5, "longer than 1000 characters (1001)"))]
+
+
+def test_strict_predict_stops_at_the_first_unreadable_line(trained, tmp_path, capsys):
+    (tmp_path / "in.txt").write_bytes(b"alfa bata\n\nsunel \x00\n")
+    code, out, err = run(capsys, "classifier", "predict", "--model", str(trained["out"]),
+                         "--input", str(tmp_path / "in.txt"), "--strict")
+    assert (code, out) == (2, "")
+    assert err.startswith(f"error: {tmp_path / 'in.txt'}:3: NUL byte at offset 6; ") and err.count("\n") == 1

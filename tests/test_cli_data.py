@@ -3,7 +3,7 @@ import subprocess
 import sys
 
 import pytest
-from test_data_gettext import write_catalog
+from helpers_gettext import write_catalog
 
 from seq2seq.cli.main import main
 from seq2seq.data.generated import generate_sentences

@@ -107,3 +107,37 @@ def test_user_errors_exit_2_with_one_line(files, tmp_path, capsys, case, message
     assert main(["diagnose", *argv]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err
+
+
+def test_an_unreadable_line_is_left_out_with_the_other_files_line(tmp_path, capsys):
+    predictions = tmp_path / "pred.txt"
+    predictions.write_bytes(b"le chat\n\xff\xfe\nun oiseau\n")
+    references = write(tmp_path / "ref.txt", ["le chat", "le chien", "un oiseau"])
+    out_json = tmp_path / "r.json"
+    argv = ["diagnose", "--predictions", str(predictions), "--references", references, "--json", str(out_json)]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert err == (f"warning: {predictions} line 2: not UTF-8 text (byte 0xff at offset 0); "
+                   "left out of the diagnosis with the other file's line\n")
+    report = json.loads(out_json.read_text())
+    assert report["num_outputs"] == 2 and report["length_ratio"] == 1.0  # "le chien" went out with line 2
+    assert main([*argv, "--strict"]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {predictions}:2: not UTF-8 text")
+
+
+def test_json_dash_writes_the_json_alone_to_stdout(files, capsys):
+    argv = ["diagnose", "--predictions", files["predictions"], "--references", files["references"]]
+    assert main([*argv, "--json", "-"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["verdict"] == "collapsed"
+    assert captured.err.startswith("End-token collapse diagnosis: COLLAPSED")
+
+
+def test_all_empty_outputs_show_n_a_alone_for_the_most_frequent_token(tmp_path, capsys):
+    predictions = write(tmp_path / "pred.txt", ["", ""])
+    references = write(tmp_path / "ref.txt", ["le chat", "un chien"])
+    assert main(["diagnose", "--predictions", predictions, "--references", references]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if "most frequent token's share" in line)
+    assert row.split()[-2:] == ["n/a", "25.0%"]  # outputs, references ("le", "chat", "un", "chien")
+    assert "None" not in out

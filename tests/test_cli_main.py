@@ -48,10 +48,10 @@ def test_read_lines_keeps_one_entry_per_newline(tmp_path):
 def test_standard_input_is_split_like_a_file(monkeypatch):
     import io
 
-    from seq2seq.cli.io import read_input
+    from seq2seq.cli.io import read_input_lines
 
     monkeypatch.setattr(sys, "stdin", io.StringIO("\ufeffone\r\ntwo\u2028half\n"))
-    assert read_input(None) == ["one", "two\u2028half"]
+    assert read_input_lines(None).texts == ["one", "two\u2028half"]
 
 
 def test_read_lines_names_the_bad_file(tmp_path):
@@ -62,7 +62,7 @@ def test_read_lines_names_the_bad_file(tmp_path):
         read_lines(tmp_path / "missing.txt")
     latin = tmp_path / "latin.txt"
     latin.write_bytes("caf\xe9\n".encode("latin-1"))
-    with pytest.raises(UserError, match="latin.txt is not UTF-8"):
+    with pytest.raises(UserError, match=r"latin.txt:1: not UTF-8 text \(byte 0xe9 at offset 3\)"):
         read_lines(latin)
 
 

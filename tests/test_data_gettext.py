@@ -1,42 +1,12 @@
 import gettext
-import struct
 
 import pytest
+from helpers_gettext import write_catalog
 
 from seq2seq.data import gettext as corpus
 from seq2seq.data.gettext import available_languages, read_gettext
 from seq2seq.data.reader import Pair
 from seq2seq.errors import UserError
-
-HEADER = "Content-Type: text/plain; charset=UTF-8\nPlural-Forms: nplurals=2; plural=(n > 1);\n"
-
-
-def mo_bytes(messages: dict[str, str]) -> bytes:
-    """A GNU .mo catalog (little endian, no hash table) holding `messages` (msgid -> msgstr).
-
-    A plural entry is written as "singular\\x00plural" -> "form0\\x00form1",
-    a context entry as "context\\x04msgid".
-    """
-    entries = sorted({"": HEADER, **messages}.items())
-    ids = [key.encode("utf-8") for key, _ in entries]
-    strs = [value.encode("utf-8") for _, value in entries]
-    count = len(entries)
-    tables_end = 28 + 16 * count
-    blob, id_table, str_table = b"", [], []
-    for table, texts in ((id_table, ids), (str_table, strs)):
-        for text in texts:
-            table.append((len(text), tables_end + len(blob)))
-            blob += text + b"\x00"
-    header = struct.pack("<7I", 0x950412DE, 0, count, 28, 28 + 8 * count, 0, tables_end)
-    pack = lambda table: b"".join(struct.pack("<2I", *entry) for entry in table)  # noqa: E731
-    return header + pack(id_table) + pack(str_table) + blob
-
-
-def write_catalog(locale_dir, lang, name, messages):
-    directory = locale_dir / lang / "LC_MESSAGES"
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / f"{name}.mo").write_bytes(mo_bytes(messages))
-
 
 APP = {
     "Open file": "Ouvrir le fichier",
@@ -143,3 +113,38 @@ def test_a_language_with_nothing_usable_is_refused(tmp_path):
     write_catalog(tmp_path, "fr", "a", {"Save": ""})
     with pytest.raises(UserError, match="No usable en->fr pairs"):
         read_gettext("fr", locale_dir=tmp_path)
+
+
+# ------------------------------------------------------------ what a training log says
+
+
+def test_headline_names_what_was_left_out_by_kind(locale_dir):
+    _, report = read_gettext("fr", locale_dir=locale_dir)
+    assert report.catalogs == 3
+    assert report.headline() == (
+        f"gettext: 4 pairs from 3 catalogs in {locale_dir / 'fr' / 'LC_MESSAGES'}; left out 2 repeated messages, "
+        "1 multi-line, 1 with context, 1 plural, 1 untranslated, 1 with control characters, 1 without letters"
+    )
+
+
+def test_headline_separates_thousands_and_reports_unreadable_catalogs(tmp_path):
+    messages = {f"Message {n}": f"Message n° {n}" for n in range(1200)}
+    write_catalog(tmp_path, "fr", "big", {**messages, "ctx\x04Close": "Fermer"})
+    (tmp_path / "fr" / "LC_MESSAGES" / "broken.mo").write_bytes(b"not a catalog")
+    _, report = read_gettext("fr", locale_dir=tmp_path)
+    headline = report.headline()
+    assert headline.startswith("gettext: 1,200 pairs from 1 catalog in ")
+    assert headline.endswith("; left out 1 with context; could not read 1 catalog (broken.mo: OSError)")
+
+
+def test_training_logs_the_headline_and_no_bad_lines(locale_dir):
+    from seq2seq.run_config import DataConfig, RunConfig
+    from seq2seq.translation import load_splits
+
+    logged = []
+    config = RunConfig(data=DataConfig(corpus="gettext", target_lang="fr", locale_dir=str(locale_dir),
+                                       valid_fraction=0.25, test_fraction=0.25))
+    split = load_splits(config, log=logged.append)
+    assert len(split.train) + len(split.valid) + len(split.test) == 4
+    assert logged[0].startswith("gettext: 4 pairs from 3 catalogs") and "1 plural" in logged[0]
+    assert not any("bad lines" in line for line in logged)

@@ -270,9 +270,10 @@ def test_top_candidates_equals_one_top_k_over_every_sum(vocab, width, n):
     logits = rng.integers(-3, 3, size=[3, width, vocab]).astype(np.float32)
     logits[0, :, 7 % vocab] = 10.0  # one row's best entries all in one chunk
     shift = rng.integers(-1, 1, size=[3, width]).astype(np.float32)
-    bias = decoding.forbidden_token_bias(vocab, end_allowed=bool(vocab % 2)).numpy()
+    span = min(vocab, decoding.END_ID + 1)
+    bias = decoding.forbidden_token_bias(span, end_allowed=bool(vocab % 2)).numpy()
     values, slots, tokens = decoding.top_candidates(tf.constant(logits), tf.constant(shift), tf.constant(bias), n)
-    total = (shift[:, :, None] + logits + bias).reshape(3, -1)
+    total = (shift[:, :, None] + logits + np.pad(bias, [0, vocab - span])).reshape(3, -1)
     best = np.argsort(-total, axis=1, kind="stable")[:, :n]  # ties: lower (slot, token) index first
     np.testing.assert_array_equal(slots, best // vocab)
     np.testing.assert_array_equal(tokens, best % vocab)
@@ -318,3 +319,98 @@ def test_the_vocabulary_size_stays_static_under_a_dynamic_batch(monkeypatch):
     for beam_size in (1, 2):
         decoding.translate_ids(RandomTranslator(seed=5), source_ids, beam_size=beam_size, max_length=4)
     assert seen == [VOCAB, VOCAB]
+
+
+# --------------------------------------------------------------------------- placeholders
+# h, i, j (ids 11-13) stand for the reserved placeholder tokens ｟0｠, ｟1｠, ｟2｠.
+RESERVED = tuple(CHARS.index(c) for c in "hij")
+
+
+def required(*rows):
+    """[batch, 3] bool: which of h, i, j each row's source holds."""
+    return tf.constant([[c in row for c in "hij"] for row in rows])
+
+
+# Would end at once; placeholders are unlikely everywhere.
+EAGER = lambda prefix: {".": 0.5, "a": 0.3, "h": 0.1, "i": 0.06, "j": 0.04}  # noqa: E731
+# Would repeat "h" for ever.
+LIKES_H = lambda prefix: {"h": 0.6, ".": 0.3, "a": 0.1}  # noqa: E731
+
+
+def test_the_end_token_waits_for_the_sources_placeholders_and_the_rest_are_forced_at_the_end():
+    model = TreeModel(EAGER, max_length=6)
+    assert as_strings(model.greedy().token_ids) == ["._____"]
+    # h and j owed: "a" is likelier than either until only room for h, j and the end is left.
+    constrained = model.greedy(reserved_ids=RESERVED, required=required("hj"))
+    assert as_strings(constrained.token_ids) == ["aaahj."]
+    np.testing.assert_allclose(constrained.log_probs, [math.log(0.3**3 * 0.1 * 0.04 * 0.5)], atol=1e-5)
+    assert as_strings(model.beam(2, reserved_ids=RESERVED, required=required("hj")).token_ids) == ["aaahj."]
+
+
+def test_each_placeholder_once_and_none_the_source_lacks():
+    model = TreeModel(LIKES_H, LIKES_H, max_length=5)
+    assert as_strings(model.greedy().token_ids) == ["hhhhh", "hhhhh"]
+    for result in (model.greedy(reserved_ids=RESERVED, required=required("h", "")),
+                   model.beam(2, reserved_ids=RESERVED, required=required("h", ""))):
+        assert as_strings(result.token_ids) == ["h.___", ".____"]
+    # Without `required`, the reserved tokens are only forbidden.
+    assert as_strings(model.greedy(reserved_ids=RESERVED).token_ids) == [".____", ".____"]
+
+
+def test_without_room_for_every_placeholder_the_end_token_is_allowed():
+    model = TreeModel(EAGER, max_length=3)
+    assert as_strings(model.greedy(reserved_ids=RESERVED, required=required("hij")).token_ids) == [".__"]
+    # One more position: room for h, i, j and the end, so nothing else may come.
+    model = TreeModel(EAGER, max_length=4)
+    assert as_strings(model.greedy(reserved_ids=RESERVED, required=required("hij")).token_ids) == ["hij."]
+
+
+# "hc" (0.27) overtakes "ac" (0.25) at step 1: the beams swap slots, and their emitted
+# placeholders must follow them ("hc." may end, "ac" still owes h).
+SWAP = tree({"": {"a": 0.5, "h": 0.3, "b": 0.2}, "a": {"h": 0.5, "c": 0.5}, "h": {"c": 0.9, ".": 0.1},
+             "hc": {".": 0.9, "h": 0.1}, "ac": {".": 0.8, "h": 0.2}, "ach": {".": 1.0}})
+
+
+def test_beam_search_reorders_the_emitted_placeholders_with_its_beams():
+    result = TreeModel(SWAP, max_length=5).beam(2, reserved_ids=RESERVED, required=required("h"))
+    assert as_strings(result.token_ids) == ["hc.__"]
+    np.testing.assert_allclose(result.log_probs, [math.log(0.3 * 0.9 * 0.9)], atol=1e-5)
+
+
+def test_encode_and_decode_keeps_each_sources_placeholders_whatever_its_batch():
+    translator = RandomTranslator(seed=12)  # unconstrained, it writes h, i, j where it likes
+    rng = np.random.default_rng(7)
+    source = rng.integers(4, 11, size=[6, 5])
+    source[1, 2], source[3, [0, 4]], source[4, 1] = RESERVED[0], RESERVED[1:], RESERVED[2]
+    options = dict(beam_size=3, max_length=8, reserved_ids=RESERVED)
+    together = as_strings(decoding.translate_ids(translator, source, **options).token_ids)
+    for row, text in enumerate(together):
+        held = {CHARS[i] for i in source[row] if i in RESERVED}
+        assert sorted(c for c in text if c in "hij") == sorted(held), (row, text)
+    assert sum("." in text for text in together) >= 3
+    # Alone, row 0 (no placeholder) runs without the constraint, and decodes as in the batch.
+    assert as_strings(decoding.translate_ids(translator, source[:1], **options).token_ids) == together[:1]
+    # In one graph, a tf.cond picks the constraint per batch: the same outputs.
+    in_graph = tf.function(lambda ids: decoding.encode_and_decode(translator, ids, **options),
+                           input_signature=[tf.TensorSpec([None, None], tf.int32)])
+    assert as_strings(in_graph(tf.constant(source, tf.int32)).token_ids) == together
+    assert as_strings(in_graph(tf.constant(source[:1], tf.int32)).token_ids) == together[:1]
+    plain = as_strings(decoding.translate_ids(translator, source, beam_size=3, max_length=8).token_ids)
+    assert any(c in "hij" for c in plain[0] + plain[2] + plain[5])  # rows without placeholders
+
+
+def test_top_candidates_with_a_bias_per_slot_and_a_tail():
+    rng = np.random.default_rng(8)
+    batch, width, vocab, span, n = 3, 2, 2000, 20, 4
+    logits = rng.integers(-3, 3, size=[batch, width, vocab]).astype(np.float32)
+    shift = rng.integers(-1, 1, size=[batch, width]).astype(np.float32)
+    bias = np.where(rng.random([batch, width, span]) < 0.5, -1e9, 0.0).astype(np.float32)
+    tail = np.array([[0.0, -1e9], [0.0, 0.0], [-1e9, -1e9]], np.float32)
+    values, slots, tokens = decoding.top_candidates(
+        tf.constant(logits), tf.constant(shift), tf.constant(bias), n, tf.constant(tail))
+    full = np.concatenate([bias, np.repeat(tail[:, :, None], vocab - span, axis=-1)], axis=-1)
+    total = (shift[:, :, None] + logits + full).reshape(batch, -1)
+    best = np.argsort(-total, axis=1, kind="stable")[:, :n]
+    np.testing.assert_array_equal(slots, best // vocab)
+    np.testing.assert_array_equal(tokens, best % vocab)
+    np.testing.assert_array_equal(values, np.take_along_axis(total, best, axis=1))

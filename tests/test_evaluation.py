@@ -45,3 +45,14 @@ def test_a_length_mismatch_names_both_counts():
 def test_an_empty_corpus_is_an_error():
     with pytest.raises(ValueError, match="at least one"):
         evaluate_translations([], [])
+
+
+def test_with_sources_the_placeholder_rate_is_reported():
+    sources = ["Open %s now", "Save {0} as %d", "Quit"]
+    hypotheses = ["Ouvrir %s maintenant", "Enregistrer %d", "Quitter %s"]
+    metrics = evaluate_translations(hypotheses, REFERENCES, sources=sources)
+    # Two sources hold placeholders; only the first translation keeps exactly its source's.
+    assert metrics["placeholder_sentences"] == 2
+    assert metrics["placeholder_rate"] == 0.5
+    assert "placeholder_rate" not in evaluate_translations(hypotheses, REFERENCES)
+    assert evaluate_translations(hypotheses, REFERENCES, sources=["a", "b", "c"])["placeholder_rate"] is None

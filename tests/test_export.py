@@ -24,11 +24,16 @@ from seq2seq.export import export_classifier, export_translator
 from seq2seq.inference import length_sorted_batches, translate_batches
 from seq2seq.models.classifier import Classifier
 from seq2seq.models.translator import Translator
+from seq2seq.placeholders import find_placeholders, placeholder_rate, protect
 from seq2seq.tokenizer import SentencePieceTokenizer, train_sentencepiece_from_sentences
 
 DECODING = dict(max_source_len=12, beam_size=2, max_length=10, length_penalty=0.6)
 LABELS = ["neg", "pos", "neutral"]
 MAX_LEN = 12
+BAD_AT = 3  # where the load script inserts a string that is not UTF-8
+# Sources with placeholders (within max_source_len pieces): protected, decoded with the constraint
+# and restored in the graph.
+PLACEHOLDER_TEXTS = ["%1$s of %2$d", "100%% {name:>8}", "<a href=\"x\">b</a> ${HOME}", "%-10.3lf, 50% of"]
 
 # Runs in the fresh process: only tensorflow and tensorflow_text, `seq2seq` unimportable.
 _LOAD_SCRIPT = textwrap.dedent("""
@@ -39,9 +44,13 @@ _LOAD_SCRIPT = textwrap.dedent("""
     import tensorflow_text  # noqa: F401  (registers the SentencePiece ops)
 
     translator_dir, classifier_dir, texts = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+    # The same batch with one string that is not UTF-8 (0xe9 is Latin-1 "é") inserted at BAD_AT.
+    mixed = [text.encode() for text in texts]
+    mixed.insert(BAD_AT, b"caf\\xe9 " + mixed[0])
+    translate = tf.saved_model.load(translator_dir).signatures["serving_default"]
+    classify = tf.saved_model.load(classifier_dir).signatures["serving_default"]
     texts = tf.constant(texts)
-    translated = tf.saved_model.load(translator_dir).signatures["serving_default"](texts=texts)
-    classified = tf.saved_model.load(classifier_dir).signatures["serving_default"](texts=texts)
+    translated, classified = translate(texts=texts), classify(texts=texts)
 
     def plain(outputs):
         return {k: np.char.decode(v.numpy().astype(bytes), "utf-8").tolist() if v.dtype == tf.string else v.numpy().tolist()
@@ -52,8 +61,10 @@ _LOAD_SCRIPT = textwrap.dedent("""
                               if name.startswith("seq2seq") and module is not None),
         "translator": plain(translated),
         "classifier": plain(classified),
+        "translator_mixed": plain(translate(texts=tf.constant(mixed))),
+        "classifier_mixed": plain(classify(texts=tf.constant(mixed))),
     }))
-""")
+""").replace("BAD_AT", str(BAD_AT))
 
 
 @pytest.fixture(scope="module")
@@ -70,9 +81,9 @@ def setup(tmp_path_factory):
     casing = FirstWordCasing.learn(sentences)  # lowers the capitalised first word below
     capitalised = sentences[6][:1].upper() + sentences[6][1:]
     assert capitalised.split(" ")[0] in casing.words
-    texts = sentences[:6] + ["", "hiro", capitalised]  # an empty text and a one-piece text too
-    # The order `translate_batches` decodes them in, so both sides run the same batch.
-    texts = [texts[i] for i in next(length_sorted_batches(texts, len(texts)))]
+    texts = sentences[:6] + ["", "hiro", capitalised] + PLACEHOLDER_TEXTS  # an empty text and a one-piece text too
+    # The order `translate_batches` decodes them in (protected), so both sides run the same batch.
+    texts = [texts[i] for i in next(length_sorted_batches([protect(text).text for text in texts], len(texts)))]
     translator_dir = export_translator(translator, tokenizer, root / "translator", casing=casing, **DECODING)
     classifier_dir = export_classifier(classifier, tokenizer, root / "classifier", max_len=MAX_LEN,
                                        labels=LABELS)
@@ -100,6 +111,13 @@ def test_exported_translator_matches_in_process_translation(setup):
     assert np.array(served["token_ids"]).shape == (len(setup["texts"]), DECODING["max_length"])
 
 
+def test_exported_translator_restores_every_placeholder(setup):
+    served = dict(zip(setup["texts"], setup["loaded"]["translator"]["translations"]))
+    outputs = [served[text] for text in PLACEHOLDER_TEXTS]
+    assert placeholder_rate(PLACEHOLDER_TEXTS, outputs) == (1.0, len(PLACEHOLDER_TEXTS)), outputs
+    assert all(find_placeholders(output) for output in outputs)
+
+
 def test_exported_classifier_matches_in_process_model(setup):
     ids = encode_sources(tf.constant(setup["texts"]), setup["tokenizer"], MAX_LEN).to_tensor()
     expected = setup["classifier"].predict_with_attention(ids.numpy())
@@ -111,6 +129,18 @@ def test_exported_classifier_matches_in_process_model(setup):
     assert pieces.shape == ids.shape
     assert pieces[0, int(np.count_nonzero(ids[0])) - 1] == "</s>"  # the end token, then ""
     assert (pieces[ids.numpy() == 0] == "").all()
+
+
+def test_a_string_that_is_not_utf8_gets_an_empty_output_and_leaves_its_batch_alone(setup):
+    loaded = setup["loaded"]
+    for kind, key in (("translator", "translations"), ("classifier", "label")):
+        mixed = loaded[f"{kind}_mixed"][key]
+        assert mixed[BAD_AT] == ""
+        assert mixed[:BAD_AT] + mixed[BAD_AT + 1:] == loaded[kind][key]
+    np.testing.assert_allclose(np.delete(loaded["classifier_mixed"]["probabilities"], BAD_AT, axis=0),
+                               loaded["classifier"]["probabilities"], atol=1e-5)
+    np.testing.assert_allclose(np.delete(loaded["translator_mixed"]["scores"], BAD_AT), loaded["translator"]["scores"],
+                               atol=1e-5)
 
 
 def test_refuses_a_non_empty_out_dir(setup, tmp_path):

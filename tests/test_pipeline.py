@@ -13,6 +13,7 @@ from seq2seq import tokens
 from seq2seq.data.batching import BatchingConfig, real_token_fraction
 from seq2seq.data.generated import generate_labeled, generate_pairs, generate_sentences
 from seq2seq.data.pipeline import (
+    encode_parallel_calls,
     encode_sources,
     expected_real_token_fraction,
     make_classification_dataset,
@@ -149,6 +150,34 @@ def test_padding_is_zero_never_end(tokenizer):
     assert source_ids.shape[1] > 2 and source_ids[0, -1] == tokens.PAD_ID
     assert list(source_ids[0]).count(tokens.END_ID) == 1
     assert list(target_out[0]).count(tokens.END_ID) == 1
+
+
+@pytest.fixture
+def op_determinism():
+    """Turns TensorFlow's op determinism on for one test (as `seq2seq train --seed` does), then off."""
+    from tensorflow.python.framework import config as tf_config
+
+    tf.config.experimental.enable_op_determinism()
+    try:
+        yield
+    finally:
+        tf_config.disable_op_determinism()
+
+
+def test_encoding_runs_sequentially_under_op_determinism_with_the_same_batches(tokenizer, batches, op_determinism):
+    # TensorFlow would rewrite the parallel map into a sequential one (and log an E0000 line about it).
+    assert encode_parallel_calls() is None
+    dataset = make_translation_dataset(SOURCES, TARGETS, tokenizer, CONFIG, training=True, seed=7)
+    again = list(dataset.as_numpy_iterator())
+    assert len(again) == len(batches)
+    for ((source, target_in), target_out), ((source2, target_in2), target_out2) in zip(batches, again):
+        np.testing.assert_array_equal(source, source2)
+        np.testing.assert_array_equal(target_in, target_in2)
+        np.testing.assert_array_equal(target_out, target_out2)
+
+
+def test_encoding_runs_in_parallel_otherwise():
+    assert encode_parallel_calls() == tf.data.AUTOTUNE
 
 
 # --------------------------------------------------------------------------- annotations

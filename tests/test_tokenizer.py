@@ -12,6 +12,7 @@ from seq2seq import tokens
 from seq2seq.cli.main import main
 from seq2seq.data.generated import generate_sentences
 from seq2seq.errors import UserError
+from seq2seq.placeholders import RESERVED_TOKENS
 from seq2seq.tokenizer import (
     SentencePieceTokenizer,
     read_training_sentences,
@@ -49,6 +50,10 @@ def test_training_writes_model_and_vocab_with_reserved_ids(model_path):
     assert [processor.id_to_piece(i) for i in tokens.SPECIAL_IDS] == [
         tokens.PAD_PIECE, tokens.UNK_PIECE, tokens.START_PIECE, tokens.END_PIECE,
     ]
+    # The placeholder tokens follow, each one piece wherever it stands.
+    assert [processor.id_to_piece(i) for i in range(4, 20)] == list(RESERVED_TOKENS)
+    pieces = processor.encode("open｟3｠file ｟15｠", out_type=str)
+    assert "｟3｠" in pieces and "｟15｠" in pieces
 
 
 def test_tsv_columns_are_separate_sentences(tmp_path):
@@ -63,10 +68,10 @@ def test_tsv_columns_are_separate_sentences(tmp_path):
 def test_model_types_train(tmp_path):
     for model_type in ("bpe", "char", "word"):
         path = train_sentencepiece_from_sentences(
-            SENTENCES, tmp_path, name=model_type, vocab_size=29, model_type=model_type
+            SENTENCES, tmp_path, name=model_type, vocab_size=45, model_type=model_type
         )
         tokenizer = SentencePieceTokenizer.from_file(path)
-        assert tokenizer.vocab_size == 29
+        assert tokenizer.vocab_size == 45
         if model_type != "word":  # 25 words leave the others unknown
             assert _decode(tokenizer.detokenize(tokenizer.tokenize(SENTENCES[:3]))) == SENTENCES[:3]
 
@@ -91,8 +96,11 @@ def test_too_large_vocabulary_is_explained(tmp_path):
 
 
 def test_too_small_vocabulary_is_explained(tmp_path):
-    with pytest.raises(UserError, match=r"vocabulary size 10 is too small .* use --vocab-size 29 or more"):
-        train_sentencepiece_from_sentences(SENTENCES, tmp_path, vocab_size=10)
+    # 25 characters and 20 reserved pieces (4 special, 16 placeholder tokens).
+    with pytest.raises(UserError, match=r"vocabulary size 30 is too small .* use --vocab-size 45 or more"):
+        train_sentencepiece_from_sentences(SENTENCES, tmp_path, vocab_size=30)
+    with pytest.raises(UserError, match=r"vocabulary size 20 is too small: it must exceed the 20 reserved"):
+        train_sentencepiece_from_sentences(SENTENCES, tmp_path, vocab_size=20)
 
 
 @pytest.mark.parametrize(
@@ -111,7 +119,7 @@ def test_bad_options_raise_user_errors(tmp_path, options, message):
 def test_output_that_is_a_file_is_refused(tmp_path):
     (tmp_path / "taken").write_text("x")
     with pytest.raises(UserError, match="is a file"):
-        train_sentencepiece_from_sentences(SENTENCES, tmp_path / "taken", vocab_size=20)
+        train_sentencepiece_from_sentences(SENTENCES, tmp_path / "taken", vocab_size=40)
 
 
 # --------------------------------------------------------------------------- in-graph tokenizer
@@ -218,12 +226,12 @@ def test_shipped_generated_model_encodes_every_generated_word_as_one_piece():
 def test_cli_trains_and_reports(tmp_path, capsys):
     corpus = tmp_path / "corpus.tsv"
     corpus.write_text("".join(f"{s}\t{s[::-1]}\n" for s in SENTENCES), encoding="utf-8")
-    code = main(["tokenizer", "train", "--input", str(corpus), "--vocab-size", "40", "--out", str(tmp_path / "o"),
+    code = main(["tokenizer", "train", "--input", str(corpus), "--vocab-size", "56", "--out", str(tmp_path / "o"),
                  "--name", "cli", "--model-type", "bpe"])
     assert code == 0
     out = capsys.readouterr().out
     assert str(tmp_path / "o" / "cli.model") in out and " s" in out
-    assert SentencePieceTokenizer.from_file(tmp_path / "o" / "cli.model").vocab_size == 40
+    assert SentencePieceTokenizer.from_file(tmp_path / "o" / "cli.model").vocab_size == 56
 
 
 def test_cli_bad_input_is_a_one_line_error(tmp_path, capsys):

@@ -1,6 +1,8 @@
 """Translator runs end to end through the CLI: train, resume, translate, evaluate, export."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -44,7 +46,8 @@ def test_a_run_directory_holds_everything_needed(run_dir):
     for name in ("config.toml", "tokenizer.model", "model.keras", "metrics.json"):
         assert (run_dir / name).is_file(), name
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert set(metrics["test"]) == {"bleu", "chrf", "exact_match", "sentences"}
+    assert set(metrics["test"]) == {"bleu", "chrf", "exact_match", "sentences", "placeholder_rate",
+                                    "placeholder_sentences"}
     assert metrics["test"]["sentences"] > 0
     assert metrics["training"]["epochs"] == 1
 
@@ -148,3 +151,128 @@ def test_a_run_translates_a_rarely_capitalised_first_word_as_its_lowercase_form(
     run.casing = None
     plain = translate_texts(run, [f"{word.lower()} {word.lower()}"])
     assert cased == [plain[0][:1].upper() + plain[0][1:]]
+
+
+# ----------------------------------------------------------------------------- messy inputs and flags
+
+CLI = [sys.executable, "-m", "seq2seq.cli.main"]
+GOOD = [pair.source for pair in generate_pairs("copy", 3, seed=11)]
+# Lines 2, 3 and 5 cannot be read: bytes that are not UTF-8, a NUL byte, 1001 characters (limit 1000).
+MESSY = [GOOD[0].encode(), b"caf\xc3\xa9\xff", b"a\x00b", GOOD[1].encode(), b"x" * 1001, GOOD[2].encode()]
+MESSY_WARNINGS = ["warning: line 2: not UTF-8 text (byte 0xff at offset 5); {action}",
+                  "warning: line 3: NUL byte at offset 1; {action}",
+                  "warning: line 5: longer than 1000 characters (1001); {action}"]
+
+
+def seq2seq(*args, stdin=b""):
+    return subprocess.run([*CLI, *args], input=stdin, capture_output=True, timeout=240)
+
+
+def test_translate_writes_an_empty_line_and_a_warning_for_each_unreadable_line(run_dir):
+    from seq2seq.translation import load_run, translate_texts
+
+    result = seq2seq("translate", "--model", str(run_dir), stdin=b"\n".join(MESSY) + b"\n")
+    assert result.returncode == 0, result.stderr.decode()
+    expected = translate_texts(load_run(run_dir), GOOD)
+    assert result.stdout.decode().split("\n") == [expected[0], "", "", expected[1], "", expected[2], ""]
+    warnings = [line for line in result.stderr.decode().splitlines() if line.startswith("warning:")]
+    assert warnings == [w.format(action="wrote an empty line") for w in MESSY_WARNINGS]
+
+
+def test_strict_translate_stops_at_the_first_unreadable_line(run_dir, tmp_path, capsys):
+    (tmp_path / "in.txt").write_bytes(b"\n".join(MESSY))
+    assert main(["translate", "--model", str(run_dir), "--input", str(tmp_path / "in.txt"), "--strict"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith(f"error: {tmp_path / 'in.txt'}:2: not UTF-8 text (byte 0xff at offset 5); ")
+    assert captured.err.count("\n") == 1
+
+
+def messy_tsv(path):
+    """Pairs on lines 1, 4 and 6; lines 2, 3 and 5 cannot be read; line 7 has one column."""
+    pair = [f"{source}\t{source}".encode() for source in GOOD]
+    lines = [pair[0], MESSY[1], MESSY[2], pair[1], MESSY[4], pair[2]]
+    path.write_bytes(b"\n".join(lines + [b"one column only"]) + b"\n")
+    return path
+
+
+def test_evaluate_scores_the_readable_pairs_and_lists_the_skipped_lines(run_dir, tmp_path):
+    from seq2seq.evaluation import evaluate_translations
+    from seq2seq.translation import load_run, translate_texts
+
+    result = seq2seq("evaluate", "--model", str(run_dir), "--data", str(messy_tsv(tmp_path / "test.tsv")))
+    assert result.returncode == 0, result.stderr.decode()
+    scores = json.loads(result.stdout.decode().splitlines()[-1])
+    expected = evaluate_translations(translate_texts(load_run(run_dir), GOOD), GOOD)
+    assert scores == {**expected, "skipped_lines": [2, 3, 5, 7]}
+    stderr = result.stderr.decode()
+    for warning in MESSY_WARNINGS:
+        assert warning.format(action="left out of the scores") in stderr
+    assert "warning: line 7: expected 'source TAB reference', found 1 tab-separated columns" in stderr
+
+
+def test_diagnose_model_leaves_out_the_unreadable_lines_and_says_which(run_dir, tmp_path):
+    data = messy_tsv(tmp_path / "test.tsv")
+    result = seq2seq("diagnose", "--model", str(run_dir), "--data", str(data), "--json", "-")
+    assert result.returncode == 0, result.stderr.decode()
+    report = json.loads(result.stdout.decode())  # --json -: stdout holds only the JSON
+    assert report["num_outputs"] == 3
+    stderr = result.stderr.decode()
+    assert "End-token collapse diagnosis" in stderr  # the text report moved to stderr
+    for warning in MESSY_WARNINGS:
+        assert warning.format(action="left out of the diagnosis").replace("line", f"{data} line", 1) in stderr
+
+
+@pytest.fixture
+def decoded_batches(monkeypatch):
+    """Records (rows, max_length, output steps) of each batch the translator decodes."""
+    import seq2seq.inference
+
+    calls, decode = [], seq2seq.inference.translate_ids
+
+    def spy(translator, ids, **options):
+        result = decode(translator, ids, **options)
+        calls.append((int(ids.shape[0]), options["max_length"], int(result.token_ids.shape[1])))
+        return result
+
+    monkeypatch.setattr(seq2seq.inference, "translate_ids", spy)
+    return calls
+
+
+def test_evaluate_batch_size_sets_the_sentences_per_decoded_batch(run_dir, tmp_path, capsys, decoded_batches):
+    data = tmp_path / "test.tsv"
+    data.write_text("".join(f"{p.source}\t{p.target}\n" for p in generate_pairs("copy", 5, seed=9)))
+    assert main(["evaluate", "--model", str(run_dir), "--data", str(data)]) == 0
+    assert [rows for rows, _, _ in decoded_batches] == [5]  # the run's decode.batch_size is 64
+    decoded_batches.clear()
+    assert main(["evaluate", "--model", str(run_dir), "--data", str(data), "--batch-size", "2"]) == 0
+    assert [rows for rows, _, _ in decoded_batches] == [2, 2, 1]
+
+
+def test_evaluate_max_length_caps_the_outputs(run_dir, tmp_path, capsys, decoded_batches):
+    data = tmp_path / "test.tsv"
+    data.write_text("".join(f"{p.source}\t{p.target}\n" for p in generate_pairs("copy", 5, seed=9)))
+    assert main(["evaluate", "--model", str(run_dir), "--data", str(data), "--max-length", "3"]) == 0
+    assert decoded_batches == [(5, 3, 3)]  # the run's decode.max_length is 16
+
+
+def test_export_max_length_sets_the_exported_output_length_and_batch_size_is_refused(run_dir, tmp_path, capsys):
+    import tensorflow as tf
+
+    assert main(["export", "--model", str(run_dir), "--out", str(tmp_path / "e"), "--max-length", "5"]) == 0
+    exported = tf.saved_model.load(str(tmp_path / "e"))  # kept: its functions need its variables
+    assert exported.translate(tf.constant(GOOD))["token_ids"].shape == (3, 5)  # the run's max_length is 16
+    with pytest.raises(SystemExit) as refused:
+        main(["export", "--model", str(run_dir), "--out", str(tmp_path / "f"), "--batch-size", "4"])
+    assert refused.value.code == 2 and "unrecognized arguments: --batch-size 4" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["train", "translate", "evaluate", "export", "diagnose"])
+def test_every_option_of_the_translator_and_diagnose_commands_says_its_default(command):
+    from seq2seq.cli.main import build_parser
+
+    subparsers = next(a for a in build_parser()._actions if a.dest == "command")
+    for action in subparsers.choices[command]._actions:
+        if action.dest == "help":
+            continue
+        assert action.help and ("default" in action.help or "required" in action.help), (command, action.dest)

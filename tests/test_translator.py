@@ -73,6 +73,10 @@ def teacher_forced_and_stepped(model, source, target):
     dict(attention="luong"),
     dict(attention="bahdanau", bidirectional=True, encoder_layers=2),
     dict(attention="luong", bidirectional=True, encoder_layers=1, decoder_layers=2),
+    dict(attention="luong", input_feeding=True),
+    dict(attention="bahdanau", input_feeding=True, bidirectional=True, decoder_layers=2),
+    dict(attention="luong", memory_embeddings=True, input_feeding=True),
+    dict(attention="bahdanau", memory_embeddings=True, bidirectional=True),
 ])
 def test_decode_step_equals_teacher_forcing(rng, config):
     model = Translator(**SMALL, **config)

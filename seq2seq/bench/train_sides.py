@@ -36,7 +36,7 @@ class Side:
         self.split = dataclasses.replace(split, train=split.train[: options["train_pairs"] or None])
         self.tokenizer = SentencePieceTokenizer.from_file(options["tokenizer"])
         valid = self.split.valid[: options["valid_pairs"] or None]
-        self.valid_batches = list(_padded_batches(self._encode(valid), VALID_BATCH))
+        self.valid_batches = list(padded_batches(self._encode(valid), VALID_BATCH))
         self.flops_per_token = self._flops_per_target_token()
         self.steps = 0
         self.tokens = 0.0
@@ -101,18 +101,7 @@ class Side:
     # --- shared helpers ----------------------------------------------------------
 
     def _encode(self, pairs) -> list:
-        """[(source_ids, target_in, target_out)] int32 arrays, cut to MAX_LEN as the kit cuts."""
-        import tensorflow as tf
-
-        from seq2seq.data.pipeline import encode_sources, encode_targets
-
-        rows = []
-        for i in range(0, len(pairs), 4096):
-            chunk = pairs[i: i + 4096]
-            sources = encode_sources(tf.constant([p.source for p in chunk]), self.tokenizer, MAX_LEN)
-            target_in, target_out = encode_targets(tf.constant([p.target for p in chunk]), self.tokenizer, MAX_LEN)
-            rows += zip(*(_rows(r) for r in (sources, target_in, target_out)))
-        return rows
+        return encode_pairs(pairs, self.tokenizer, MAX_LEN)
 
     def _flops_per_target_token(self) -> float:
         """Training FLOPs (3x forward, real positions only) per target token, over the training split."""
@@ -125,7 +114,22 @@ class Side:
         return 3.0 * forward.sum() / target.sum()
 
 
-def _padded_batches(rows, batch_size: int):
+def encode_pairs(pairs, tokenizer, max_len: int) -> list:
+    """[(source_ids, target_in, target_out)] int32 arrays of `pairs`, cut to `max_len` as the kit cuts."""
+    import tensorflow as tf
+
+    from seq2seq.data.pipeline import encode_sources, encode_targets
+
+    rows = []
+    for i in range(0, len(pairs), 4096):
+        chunk = pairs[i: i + 4096]
+        sources = encode_sources(tf.constant([p.source for p in chunk]), tokenizer, max_len)
+        target_in, target_out = encode_targets(tf.constant([p.target for p in chunk]), tokenizer, max_len)
+        rows += zip(*(_rows(r) for r in (sources, target_in, target_out)))
+    return rows
+
+
+def padded_batches(rows, batch_size: int):
     """Consecutive batches of `batch_size` rows, each padded with PAD_ID to its longest row."""
     for i in range(0, len(rows), batch_size):
         chunk = rows[i: i + batch_size]
@@ -204,7 +208,7 @@ class BaselineSide(Side):
     def __init__(self, options: dict):
         super().__init__(options)
         rows = self._encode(self.split.train)
-        self.train_batches = list(_padded_batches(rows, BASELINE_BATCH))
+        self.train_batches = list(padded_batches(rows, BASELINE_BATCH))
         self.batch_token_counts = [int((b[2] != PAD_ID).sum()) for b in self.train_batches]
 
     def real_token_fraction(self) -> float:
@@ -219,30 +223,8 @@ class BaselineSide(Side):
         return 2 * (2 * DIM) * self.tokenizer.vocab_size
 
     def fit(self, pauser) -> None:
-        import tensorflow as tf
-
-        vocab = self.tokenizer.vocab_size
-        source = keras.Input((None,), dtype="int32")
-        target_in = keras.Input((None,), dtype="int32")
-        memory, h, c = keras.layers.LSTM(DIM, return_sequences=True, return_state=True)(
-            keras.layers.Embedding(vocab, DIM, mask_zero=True)(source))
-        decoded = keras.layers.LSTM(DIM, return_sequences=True)(
-            keras.layers.Embedding(vocab, DIM, mask_zero=True)(target_in), initial_state=[h, c])
-        context = keras.layers.AdditiveAttention()([decoded, memory])
-        logits = keras.layers.Dense(vocab)(keras.layers.Concatenate()([decoded, context]))
-        self.model = keras.Model([source, target_in], logits)
-        self.model.compile(optimizer=keras.optimizers.Adam(BASELINE_LEARNING_RATE),
-                           loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0))
-        batches = self.train_batches
-
-        def generate():
-            while True:
-                for s, t_in, t_out in batches:
-                    yield (s, t_in), t_out
-
-        spec = tf.TensorSpec([None, None], tf.int32)
-        dataset = tf.data.Dataset.from_generator(generate, output_signature=((spec, spec), spec))
-        self.model.fit(dataset.prefetch(tf.data.AUTOTUNE), epochs=1, steps_per_epoch=10**9,
+        self.model = baseline_model(self.tokenizer.vocab_size)
+        self.model.fit(repeated_batches(self.train_batches), epochs=1, steps_per_epoch=10**9,
                        callbacks=[pauser], verbose=0)
 
     def batch_tokens(self, step, logs) -> float:
@@ -250,6 +232,39 @@ class BaselineSide(Side):
 
     def logits(self, source, target_in):
         return self.model([source, target_in], training=False)
+
+
+def baseline_model(vocab_size: int) -> keras.Model:
+    """The tutorials' model (`BASELINE`), compiled: `([source, target_in]) -> logits`.
+
+    source, target_in: int32 [batch, time] padded with PAD_ID; logits: float32 [batch, tgt_time, vocab_size].
+    """
+    source = keras.Input((None,), dtype="int32")
+    target_in = keras.Input((None,), dtype="int32")
+    memory, h, c = keras.layers.LSTM(DIM, return_sequences=True, return_state=True)(
+        keras.layers.Embedding(vocab_size, DIM, mask_zero=True)(source))
+    decoded = keras.layers.LSTM(DIM, return_sequences=True)(
+        keras.layers.Embedding(vocab_size, DIM, mask_zero=True)(target_in), initial_state=[h, c])
+    context = keras.layers.AdditiveAttention()([decoded, memory])
+    logits = keras.layers.Dense(vocab_size)(keras.layers.Concatenate()([decoded, context]))
+    model = keras.Model([source, target_in], logits)
+    model.compile(optimizer=keras.optimizers.Adam(BASELINE_LEARNING_RATE),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0))
+    return model
+
+
+def repeated_batches(batches):
+    """An endless tf.data.Dataset of `((source, target_in), target_out)` cycling through `padded_batches` output."""
+    import tensorflow as tf
+
+    def generate():
+        while True:
+            for s, t_in, t_out in batches:
+                yield (s, t_in), t_out
+
+    spec = tf.TensorSpec([None, None], tf.int32)
+    dataset = tf.data.Dataset.from_generator(generate, output_signature=((spec, spec), spec))
+    return dataset.prefetch(tf.data.AUTOTUNE)
 
 
 class _Pauser(keras.callbacks.Callback):

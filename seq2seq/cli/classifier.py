@@ -3,8 +3,7 @@
 import json
 import sys
 
-from seq2seq.cli.io import log, read_input
-from seq2seq.errors import UserError
+from seq2seq.cli.io import DEFAULT_MAX_LINE_CHARS, log, read_input_lines
 
 
 def register(subparsers) -> None:
@@ -40,9 +39,15 @@ def register(subparsers) -> None:
     evaluate.add_argument("--data", required=True, help="TSV file: label TAB text [TAB mask]")
     evaluate.set_defaults(handler=run_evaluate)
 
-    predict = commands.add_parser("predict", help="label, probabilities and per-word attention, one JSON line per text")
+    predict = commands.add_parser(
+        "predict", help="label, probabilities and per-word attention, one JSON line per input line")
     _add_model_argument(predict)
-    predict.add_argument("--input", help="text file, one text per line (default: stdin)")
+    predict.add_argument("--input", metavar="FILE", help="text file, one text per line (default: standard input)")
+    predict.add_argument("--strict", action="store_true",
+                         help="stop with an error (exit 2) at the first line that is not UTF-8, holds a NUL "
+                              f"byte or has over {DEFAULT_MAX_LINE_CHARS} characters (default: off; each such "
+                              'line, and each blank line, gets {"error": ...} as its JSON line and a warning '
+                              "on stderr)")
     predict.set_defaults(handler=run_predict)
 
 
@@ -87,11 +92,16 @@ def run_predict(args) -> int:
     from seq2seq.classification import load_run, predictions
 
     run = load_run(args.model)
-    lines = read_input(args.input)
-    texts = [line for line in lines if line.strip()]
-    if not texts:
-        raise UserError(f"no text to classify in {args.input or 'stdin'}: give one text per line")
-    sys.stdout.write("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in predictions(run, texts)))
+    lines = read_input_lines(args.input, strict=args.strict)
+    for index in lines.readable():
+        if not lines.texts[index].strip():
+            lines.problems[index] = "blank line, nothing to classify"
+    lines.warn("wrote its error as the JSON line")
+    rows = {index: {"error": f"line {index + 1}: {problem}"} for index, problem in lines.problems.items()}
+    readable = lines.readable()
+    if readable:
+        rows.update(zip(readable, predictions(run, [lines.texts[i] for i in readable])))
+    sys.stdout.write("".join(json.dumps(rows[i], ensure_ascii=False) + "\n" for i in range(len(lines.texts))))
     return 0
 
 

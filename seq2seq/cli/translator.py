@@ -1,56 +1,94 @@
 """`seq2seq train | translate | evaluate | export`: translator runs from the command line."""
 
+import argparse
 import json
 import shlex
 import sys
 from pathlib import Path
 
-from seq2seq.cli.io import log, read_input
+from seq2seq.cli.io import DEFAULT_MAX_LINE_CHARS, log, read_input_lines, read_pair_lines
+from seq2seq.errors import UserError
 
 
 def register(subparsers) -> None:
     train = subparsers.add_parser("train", help="train a translator from a TOML config (resumes if interrupted)")
-    train.add_argument("--config", help="TOML run configuration (defaults for every missing key)")
+    train.add_argument("--config", metavar="FILE",
+                       help="TOML run configuration (default: none, every key takes its default)")
     train.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                       help="override one config value, e.g. --set model.units=128 (repeatable)")
-    train.add_argument("--out", required=True, help="run directory (created; an existing run resumes)")
-    train.add_argument("--no-progress", action="store_true", help="no progress bars")
-    train.add_argument("--seed", type=int, default=None,
+                       help="override one config value, e.g. --set model.units=128 (repeatable; default: none)")
+    train.add_argument("--out", required=True, metavar="DIR",
+                       help="run directory (required; created, and an existing run resumes)")
+    train.add_argument("--no-progress", action="store_true",
+                       help="no progress bars (default: progress bars on stderr)")
+    train.add_argument("--seed", type=int, default=None, metavar="N",
                        help="seed weights and shuffling and turn on deterministic ops: the same loss curve "
-                            "bit for bit on CPU (= --set train.seed=N --set train.deterministic=true)")
+                            "bit for bit on CPU (= --set train.seed=N --set train.deterministic=true; "
+                            "default: the config's train.seed and train.deterministic)")
     train.add_argument("--strategy", choices=("none", "mirrored", "multiworker"), default=None,
                        help="distribute training: mirrored = all local devices; multiworker = the "
-                            "workers in TF_CONFIG (= --set train.strategy=...)")
+                            "workers in TF_CONFIG (= --set train.strategy=...; default: the config's, "
+                            "which defaults to none)")
     # TensorFlow starts after the run directory is checked, so a bad --out fails at once.
     train.set_defaults(handler=run_train, without_tensorflow=True)
 
-    translate = subparsers.add_parser("translate", help="translate lines from stdin or --input to stdout")
+    translate = subparsers.add_parser(
+        "translate", help="translate lines from stdin or --input to stdout, one output line per input line")
     _add_model_argument(translate)
-    translate.add_argument("--input", help="text file, one sentence per line (default: stdin)")
+    translate.add_argument("--input", metavar="FILE",
+                           help="text file, one sentence per line (default: standard input)")
     _add_decoding_arguments(translate)
+    _add_strict_argument(translate, "writes an empty line for it")
     translate.set_defaults(handler=run_translate)
 
     evaluate = subparsers.add_parser("evaluate", help="BLEU, chrF and exact match on a TSV corpus, as JSON")
     _add_model_argument(evaluate)
-    evaluate.add_argument("--data", required=True, help="TSV file: source TAB reference")
+    evaluate.add_argument("--data", required=True, metavar="FILE",
+                          help="TSV file, one 'source TAB reference' pair per line (required)")
     _add_decoding_arguments(evaluate)
+    _add_strict_argument(evaluate, "leaves it out of the scores and lists it under skipped_lines")
     evaluate.set_defaults(handler=run_evaluate)
 
     export = subparsers.add_parser("export", help="write a strings-in, strings-out SavedModel")
     _add_model_argument(export)
-    export.add_argument("--out", required=True, help="directory of the SavedModel (must not exist)")
-    _add_decoding_arguments(export)
+    export.add_argument("--out", required=True, metavar="DIR",
+                        help="directory of the SavedModel (required; must not exist, or be empty)")
+    # No --batch-size: an export translates whatever batch its caller passes.
+    _add_decoding_arguments(export, batch_size=False)
     export.set_defaults(handler=run_export)
 
 
 def _add_model_argument(parser) -> None:
-    parser.add_argument("--model", required=True, help="run directory written by `seq2seq train` or a recipe")
+    parser.add_argument("--model", required=True, metavar="DIR",
+                        help="run directory written by `seq2seq train` or a recipe (required)")
 
 
-def _add_decoding_arguments(parser) -> None:
-    parser.add_argument("--beam", type=int, default=None, help="beam size (1 = greedy; default: the run's)")
-    parser.add_argument("--max-length", type=int, default=None, help="longest output in pieces")
-    parser.add_argument("--batch-size", type=int, default=None, help="sentences per batch")
+def _add_decoding_arguments(parser, *, batch_size: bool = True) -> None:
+    parser.add_argument("--beam", type=positive_int, default=None, metavar="N",
+                        help="beam size, 1 = greedy (default: the run's decode.beam_size)")
+    parser.add_argument("--max-length", type=positive_int, default=None, metavar="N",
+                        help="longest output in pieces, END included (default: the run's decode.max_length)")
+    if batch_size:
+        parser.add_argument("--batch-size", type=positive_int, default=None, metavar="N",
+                            help="sentences decoded together; bounds memory, not the results "
+                                 "(default: the run's decode.batch_size)")
+
+
+def _add_strict_argument(parser, lenient: str) -> None:
+    parser.add_argument("--strict", action="store_true",
+                        help="stop with an error (exit 2) at the first line that is not UTF-8, holds a NUL "
+                             f"byte or has over {DEFAULT_MAX_LINE_CHARS} characters (default: off; each such "
+                             f"line gets a warning on stderr and the command {lenient})")
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, received {text!r}")
+    return value
 
 
 def run_train(args) -> int:
@@ -123,22 +161,31 @@ def run_translate(args) -> int:
     from seq2seq.translation import load_run, translate_texts
 
     run = load_run(args.model)
-    lines = read_input(args.input)
-    outputs = translate_texts(run, lines, beam_size=args.beam, max_length=args.max_length,
-                              batch_size=args.batch_size)
+    lines = read_input_lines(args.input, strict=args.strict)
+    lines.warn("wrote an empty line")
+    readable = lines.readable()
+    translations = translate_texts(run, [lines.texts[i] for i in readable], beam_size=args.beam,
+                                   max_length=args.max_length, batch_size=args.batch_size)
+    outputs = [""] * len(lines.texts)
+    for index, translation in zip(readable, translations):
+        outputs[index] = translation
     sys.stdout.write("".join(line + "\n" for line in outputs))
     return 0
 
 
 def run_evaluate(args) -> int:
-    from seq2seq.data.reader import read_parallel_tsv
-    from seq2seq.translation import evaluate_pairs, load_run
+    from seq2seq.evaluation import evaluate_translations
+    from seq2seq.translation import load_run, translate_texts
 
     run = load_run(args.model)
-    pairs, report = read_parallel_tsv(args.data)
-    if report.total_skipped:
-        log(f"skipped {report.total_skipped} bad lines of {args.data}")
-    print(json.dumps(evaluate_pairs(run, pairs, beam_size=args.beam, progress=True)))
+    lines, pairs = read_pair_lines(args.data, strict=args.strict)
+    lines.warn("left out of the scores")
+    if not pairs:
+        raise UserError(f"no 'source TAB reference' line to evaluate in {args.data}")
+    hypotheses = translate_texts(run, [pair.source for pair in pairs], beam_size=args.beam,
+                                 max_length=args.max_length, batch_size=args.batch_size, progress=True)
+    scores = evaluate_translations(hypotheses, [pair.target for pair in pairs])
+    print(json.dumps({**scores, "skipped_lines": [index + 1 for index in sorted(lines.problems)]}))
     return 0
 
 

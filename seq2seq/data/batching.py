@@ -32,9 +32,10 @@ class BatchingConfig:
     """How sequences are truncated, bucketed and batched. Lengths count pieces."""
 
     # Longest source fed to the encoder, END included; longer ones are cut
-    # to `max_source_len - 1` pieces + END.
+    # to `max_source_len - 1` pieces + END. 0 = chosen from the training data
+    # by `seq2seq train` (`seq2seq.data_defaults`); the pipeline needs a number.
     max_source_len: int = 64
-    # Longest decoder input/output, START (in) or END (out) included.
+    # Longest decoder input/output, START (in) or END (out) included (0 as above).
     max_target_len: int = 64
     # Padded slots per sequence tensor in one batch: a bucket of padded
     # length L batches `tokens_per_batch // L` examples (at least 1).
@@ -47,10 +48,10 @@ class BatchingConfig:
     def __post_init__(self):
         for name in ("max_source_len", "max_target_len"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 2:
+            if not isinstance(value, int) or value < 2 and value != 0:
                 raise ValueError(
-                    f"Expected {name} >= 2 (one piece plus the start/end token). "
-                    f"Received: {name}={value!r}"
+                    f"Expected {name} >= 2 (one piece plus the start/end token), or 0 to choose it "
+                    f"from the training data. Received: {name}={value!r}"
                 )
         if not isinstance(self.tokens_per_batch, int) or self.tokens_per_batch < 1:
             raise ValueError(
@@ -61,6 +62,15 @@ class BatchingConfig:
             raise ValueError(
                 "Expected bucket_lengths to be strictly ascending positive ints, "
                 f"for example (8, 16, 32, 64). Received: bucket_lengths={self.bucket_lengths!r}"
+            )
+
+    def check_resolved(self) -> None:
+        """Raises ValueError while a maximum length is still 0 (to be chosen from the data)."""
+        if not (self.max_source_len and self.max_target_len):
+            raise ValueError(
+                "max_source_len and max_target_len must be chosen before batching (0 means 'from the "
+                "training data', which `seq2seq train` resolves). Received: "
+                f"max_source_len={self.max_source_len}, max_target_len={self.max_target_len}"
             )
 
     @property

@@ -7,11 +7,14 @@ the repository.
 
 Kept: entries that, once stripped of surrounding whitespace (many messages
 end with "\\n"), are single lines with a non-empty translation and at least
-one letter on each side. Skipped and counted in the `ReadReport`: plural
+one letter on each side. Skipped and counted in the `GettextReport`: plural
 entries, context entries (msgid containing \\x04), empty msgids or
 translations, multi-line entries, entries with other control characters (a
 tab would break the TSV format), entries without letters ("%s", "---"),
 over-long entries and duplicate sources. The header (empty msgid) is metadata and silently ignored.
+These are left out on purpose, not errors: `GettextReport.headline` names
+them by kind ("left out 228 plural, 474 with context, ..."); only a catalog
+that cannot be read is reported as a problem.
 
 De-duplication: a source appearing several times keeps its most common
 translation; ties go to the first seen. Files are read in sorted name order
@@ -23,6 +26,7 @@ import gettext as _stdlib_gettext
 import re
 import struct
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 from seq2seq.data.reader import DEFAULT_MAX_LINE_CHARS, Pair, ReadReport
@@ -41,6 +45,19 @@ OVER_LONG = "over-long entry"
 DUPLICATE = "duplicate source"
 UNREADABLE = "unreadable catalog"
 
+# How `GettextReport.headline` names each kind of entry left out, in this order.
+_LEFT_OUT = {
+    DUPLICATE: "repeated messages",
+    MULTI_LINE: "multi-line",
+    CONTEXT: "with context",
+    PLURAL: "plural",
+    EMPTY_TRANSLATION: "untranslated",
+    CONTROL: "with control characters",
+    NO_LETTERS: "without letters",
+    OVER_LONG: "over-long",
+    EMPTY_SOURCE: "empty",
+}
+
 # Every control character but the newline (counted as multi-line): tab and CR included.
 _CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]")
 # printf ("%s", "%-10lu", "%1$s", "%.*s"), Python ("%(name)s") and brace ("{0}", "{name}") placeholders.
@@ -51,8 +68,39 @@ _PLACEHOLDER = re.compile(
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}([_@.-][A-Za-z0-9]+)*$")
 
 
+@dataclass
+class GettextReport(ReadReport):
+    """A `ReadReport` of gettext catalogs, which also counts the catalogs read."""
+
+    # Catalogs read (unreadable ones are skipped with reason UNREADABLE instead).
+    catalogs: int = 0
+
+    def headline(self) -> str:
+        """One line for a training log: pairs, catalogs, what was left out by kind, unreadable catalogs.
+
+        "gettext: 57,467 pairs from 87 catalogs in /usr/share/locale/fr/LC_MESSAGES;
+        left out 16,555 repeated messages, 2,939 multi-line, 474 with context, 228 plural"
+        """
+        line = f"gettext: {self.kept:,} pairs from {_catalogs(self.catalogs)} in {', '.join(self.paths)}"
+        left_out = [f"{self.skipped[reason]:,} {name}" for reason, name in _LEFT_OUT.items() if self.skipped[reason]]
+        if left_out:
+            line += "; left out " + ", ".join(left_out)
+        unreadable = self.skipped[UNREADABLE]
+        if unreadable:
+            line += f"; could not read {_catalogs(unreadable)} ({_join(self.skipped_at[UNREADABLE], unreadable)})"
+        return line
+
+
+def _catalogs(count: int) -> str:
+    return f"{count:,} catalog{'' if count == 1 else 's'}"
+
+
+def _join(locations: list[str], count: int) -> str:
+    return ", ".join(locations) + (", ..." if count > len(locations) else "")
+
+
 def read_gettext(target_lang: str, *, locale_dir=DEFAULT_LOCALE_DIR, source_lang: str = "en",
-                 max_chars: int = DEFAULT_MAX_LINE_CHARS) -> tuple[list[Pair], ReadReport]:
+                 max_chars: int = DEFAULT_MAX_LINE_CHARS) -> tuple[list[Pair], GettextReport]:
     """Reads (source, translation) pairs from every catalog of `target_lang`.
 
     Args:
@@ -75,6 +123,7 @@ def read_gettext(target_lang: str, *, locale_dir=DEFAULT_LOCALE_DIR, source_lang
     else:
         source, source_report = _language_table(source_lang, Path(locale_dir), max_chars)
         report.paths += source_report.paths
+        report.catalogs += source_report.catalogs
         pivoted = [Pair(source[msgid], translation) for msgid, translation in target.items() if msgid in source]
         pairs = _first_per_source(pivoted, report)
     report.kept = len(pairs)
@@ -86,7 +135,7 @@ def read_gettext(target_lang: str, *, locale_dir=DEFAULT_LOCALE_DIR, source_lang
     return pairs, report
 
 
-def _first_per_source(pairs: list[Pair], report: ReadReport) -> list[Pair]:
+def _first_per_source(pairs: list[Pair], report: GettextReport) -> list[Pair]:
     """Keeps the first pair of each source (pivoting can map two msgids to one source)."""
     kept: dict[str, Pair] = {}
     for pair in pairs:
@@ -128,10 +177,10 @@ def available_languages(locale_dir) -> list[str]:
     )
 
 
-def _language_table(lang: str, locale_dir: Path, max_chars: int) -> tuple[dict[str, str], ReadReport]:
+def _language_table(lang: str, locale_dir: Path, max_chars: int) -> tuple[dict[str, str], GettextReport]:
     """msgid -> chosen translation over every catalog of `lang`, and the report."""
     paths = catalog_paths(lang, locale_dir)
-    report = ReadReport(paths=(str(locale_dir / lang / "LC_MESSAGES"),), item_name="pairs", line_name="entries")
+    report = GettextReport(paths=(str(locale_dir / lang / "LC_MESSAGES"),), item_name="pairs", line_name="entries")
     translations: dict[str, Counter] = {}
     for path in paths:
         for msgid, msgstr in _catalog_entries(path, report):
@@ -148,7 +197,7 @@ def _language_table(lang: str, locale_dir: Path, max_chars: int) -> tuple[dict[s
     return {msgid: counts.most_common(1)[0][0] for msgid, counts in translations.items()}, report
 
 
-def _catalog_entries(path: Path, report: ReadReport) -> list[tuple[str, str]]:
+def _catalog_entries(path: Path, report: GettextReport) -> list[tuple[str, str]]:
     """(msgid, msgstr) of one catalog, plural entries counted and left out."""
     try:
         with path.open("rb") as handle:
@@ -156,6 +205,7 @@ def _catalog_entries(path: Path, report: ReadReport) -> list[tuple[str, str]]:
     except (OSError, ValueError, LookupError, struct.error) as error:
         report.skip(UNREADABLE, f"{path.name}: {error.__class__.__name__}")
         return []
+    report.catalogs += 1
     entries = []
     for key, value in catalog.items():
         if isinstance(key, tuple):

@@ -47,6 +47,7 @@ def make_translation_dataset(
         A dataset of int32 [batch, S], [batch, T], (float32 [batch, S]) and int32 [batch, T].
     """
     _check_aligned(sources=sources, targets=targets)
+    config.check_resolved()
     columns = {"source": list(sources), "target": list(targets)}
     columns.update(_annotation_columns(sources, annotations))
 
@@ -216,9 +217,30 @@ def _encoded_dataset(columns: dict, encode, training: bool, seed: int) -> tf.dat
     dataset = tf.data.Dataset.from_tensor_slices(columns)
     if training:
         dataset = dataset.shuffle(len(columns["source"]), seed=seed)
-    dataset = dataset.batch(ENCODE_BATCH_SIZE).map(encode, num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = dataset.batch(ENCODE_BATCH_SIZE).map(encode, num_parallel_calls=encode_parallel_calls())
     # Unbatched ragged rows are 1-D RaggedTensorSpecs; padded_batch wants plain tensors.
     return dataset.unbatch().map(lambda example: {k: tf.identity(v) for k, v in example.items()})
+
+
+def encode_parallel_calls() -> int | None:
+    """`num_parallel_calls` of the encoding map: AUTOTUNE, or None (sequential) under op determinism.
+
+    The SentencePiece op is stateful, so when `tf.config.experimental.enable_op_determinism()`
+    is on, tf.data's make_deterministic rewrite turns a parallel map of it into a
+    sequential MapDataset anyway. It copies the parallel map's attributes, and
+    TensorFlow 2.21 then logs "E0000 ... NodeDef mentions attribute
+    use_unbounded_threadpool which is not in the op definition" once per dataset.
+    Asking for the sequential map directly builds the same pipeline without that line.
+    """
+    return None if _op_determinism_enabled() else tf.data.AUTOTUNE
+
+
+def _op_determinism_enabled() -> bool:
+    # TensorFlow has a setter (tf.config.experimental.enable_op_determinism) but no public getter.
+    from tensorflow.python.framework import config as tf_config
+
+    is_enabled = getattr(tf_config, "is_op_determinism_enabled", None)
+    return bool(is_enabled and is_enabled())
 
 
 def _with_end(pieces: tf.RaggedTensor, max_len: int, end=tokens.END_ID) -> tf.RaggedTensor:

@@ -152,7 +152,7 @@ def _output_lines(stats: OutputStats) -> list[str]:
         (f"repetition (a token {REPEAT_RUN}+ times in a row)", _pct(stats.repetition_rate), ""),
         (
             "most frequent token's share",
-            f"{_pct(stats.top_token_share)} {stats.top_token!r}",
+            "n/a" if stats.top_token is None else f"{_pct(stats.top_token_share)} {stats.top_token!r}",
             _pct(stats.reference_top_token_share),
         ),
     ]

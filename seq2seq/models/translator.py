@@ -1,17 +1,19 @@
 """The LSTM encoder-decoder with attention over the source.
 
-Teacher-forced training runs every layer over whole sequences at once (no
-input feeding), so the decoder LSTM, the attention and the output projection
-are each one batched op over [batch, tgt_time, ...]:
-
     source_ids -> Embedding -> (Bi)LSTM encoder -> memory [batch, src_time, units']
     target_in  -> Embedding -> LSTM decoder (initial state: encoder's final state)
                -> SourceAttention over memory -> Dense(tanh)([decoder, context])
+               = attentional state [batch, tgt_time, units']
                -> Dense(target_vocab_size) = logits [batch, tgt_time, vocab]
 
 (`units'` is the encoder's output size: `2 * units` when bidirectional.)
-Decoding uses the same weights one step at a time through `encode` and
-`decode_step`.
+
+With input feeding (Luong et al., 2015; OpenNMT's default) the first decoder
+LSTM also reads the previous step's attentional state, so the decoder knows
+what it attended to; teacher-forced training then runs the decoder, the
+attention and the combination as one loop over target steps. Without it, each
+of them is one batched op over [batch, tgt_time, ...]. Decoding uses the same
+weights one step at a time through `encode` and `decode_step`.
 """
 
 import keras
@@ -47,6 +49,12 @@ class Translator(SaliencyModel):
             when the encoder has fewer layers).
         bidirectional: bidirectional encoder.
         attention: `"luong"` (general score) or `"bahdanau"` (additive).
+        input_feeding: feed the previous attentional state [batch, units'] to
+            the first decoder LSTM with the target embedding.
+        memory_embeddings: the attention reads each source position's
+            embedding beside the encoder output (memory [batch, src_time,
+            units' + embed_dim]), so a token's identity reaches the decoder
+            directly: what copying names, numbers and placeholders needs.
         dropout: rate on the embeddings, between stacked LSTMs and before the
             output projection.
         use_cudnn: for every LSTM; None = False when `saliency_weight > 0`
@@ -88,6 +96,8 @@ class Translator(SaliencyModel):
         decoder_layers=None,
         bidirectional=False,
         attention="luong",
+        input_feeding=False,
+        memory_embeddings=False,
         dropout=0.0,
         use_cudnn=None,
         project_real_only=False,
@@ -109,6 +119,8 @@ class Translator(SaliencyModel):
         self.decoder_layers = decoder_layers or encoder_layers
         self.bidirectional = bool(bidirectional)
         self.attention_score = attention
+        self.input_feeding = bool(input_feeding)
+        self.memory_embeddings = bool(memory_embeddings)
         self.dropout = float(dropout)
         self.use_cudnn = resolve_use_cudnn(use_cudnn, self.needs_second_derivative)
         self.project_real_only = bool(project_real_only)
@@ -142,10 +154,20 @@ class Translator(SaliencyModel):
         self.target_embedding.build((None, None))
         self.encoder.build((None, None, self.embed_dim))
         for i, lstm in enumerate(self.decoder_lstms):
-            lstm.build((None, None, self.embed_dim if i == 0 else self.decoder_units))
-        self.attention.build((None, None, self.decoder_units), (None, None, self.decoder_units))
-        self.attention_combine.build((None, 2 * self.decoder_units))
+            lstm.build((None, None, self.decoder_input_dim if i == 0 else self.decoder_units))
+        self.attention.build((None, None, self.decoder_units), (None, None, self.memory_dim))
+        self.attention_combine.build((None, self.decoder_units + self.memory_dim))
         self.output_projection.build((None, self.decoder_units))
+
+    @property
+    def memory_dim(self):
+        """Features per source position the attention reads: units' (+ embed_dim)."""
+        return self.decoder_units + (self.embed_dim if self.memory_embeddings else 0)
+
+    @property
+    def decoder_input_dim(self):
+        """Features the first decoder LSTM reads per step: the embedding (+ the fed attentional state)."""
+        return self.embed_dim + (self.decoder_units if self.input_feeding else 0)
 
     def get_build_config(self):
         return {"input_shape": None}  # `build` needs no shapes
@@ -161,6 +183,8 @@ class Translator(SaliencyModel):
             decoder_layers=self.decoder_layers,
             bidirectional=self.bidirectional,
             attention=self.attention_score,
+            input_feeding=self.input_feeding,
+            memory_embeddings=self.memory_embeddings,
             dropout=self.dropout,
             use_cudnn=self.use_cudnn,
             project_real_only=self.project_real_only,
@@ -197,6 +221,10 @@ class Translator(SaliencyModel):
         source_mask = ops.not_equal(source_ids, PAD_ID)
         memory, decoder_states = self._encode(source_embedding, source_mask, training)
         decoder_out = self.dropout_layer(self.target_embedding(target_in), training=training)
+        if self.input_feeding:
+            attentional, attention = self._input_fed_decoder(
+                decoder_out, memory, source_mask, decoder_states, training)
+            return self.dropout_layer(attentional, training=training), attention
         for i, lstm in enumerate(self.decoder_lstms):
             if i:
                 decoder_out = self.dropout_layer(decoder_out, training=training)
@@ -204,6 +232,36 @@ class Translator(SaliencyModel):
                                      training=training)
         context, attention = self.attention(decoder_out, memory, memory_mask=source_mask)
         return self._combine(decoder_out, context, training), attention
+
+    def _input_fed_decoder(self, embedded, memory, source_mask, decoder_states, training):
+        """The decoder with input feeding, as a loop over target steps.
+
+        Args:
+            embedded: [batch, tgt_time, embed_dim] target embeddings (dropout applied).
+            memory: [batch, src_time, units']; source_mask: bool [batch, src_time].
+            decoder_states: one `(h, c)` [batch, units'] per decoder layer.
+        Returns:
+            `(attentional [batch, tgt_time, units'] before dropout, attention
+            [batch, tgt_time, src_time])`, the same numbers as `decode_step`
+            run step by step from `encode`.
+        """
+        state = {"memory": memory, "memory_keys": self.attention.memory_keys(memory),
+                 "memory_mask": source_mask,
+                 "feed": ops.zeros_like(memory[:, 0, : self.decoder_units])}
+        for i, (h, c) in enumerate(decoder_states):
+            state[f"h_{i}"], state[f"c_{i}"] = h, c
+        carried = tuple(key for key in state if key not in PER_SOURCE_STATE)
+
+        def step(carry, x):  # carry: (attentional, attention, *carried states); x: [batch, embed]
+            previous = dict(state, **dict(zip(carried, carry[2:])))
+            attentional, new_state, attention = self._decoder_step(x, previous, training)
+            return (attentional, attention) + tuple(new_state[key] for key in carried)
+
+        batch, src_time = tf.shape(memory)[0], tf.shape(memory)[1]
+        initial = (tf.zeros([batch, self.decoder_units], self.compute_dtype),
+                   tf.zeros([batch, src_time], self.compute_dtype)) + tuple(state[k] for k in carried)
+        outputs = tf.scan(step, tf.transpose(embedded, [1, 0, 2]), initializer=initial)
+        return tf.transpose(outputs[0], [1, 0, 2]), tf.transpose(outputs[1], [1, 0, 2])
 
     # --- the task loss at real positions only ------------------------------------
 
@@ -235,7 +293,9 @@ class Translator(SaliencyModel):
             "memory_mask" bool [batch, src_time]: True at real source tokens.
             "h_{i}", "c_{i}" [batch, units']: decoder layer i's LSTM state.
             "context" [batch, units']: the last attention context (zeros
-                before the first step; not fed back: there is no input feeding).
+                before the first step).
+            "feed" [batch, units']: with input feeding, the last attentional
+                state (zeros before the first step).
         The memory entries (`PER_SOURCE_STATE`) are constant while decoding
         one source sentence, and `decode_step` also takes them untiled: one
         row per source while the other entries have `width` adjacent rows
@@ -250,6 +310,8 @@ class Translator(SaliencyModel):
             "memory_mask": source_mask,
             "context": ops.zeros_like(memory[:, 0, :]),
         }
+        if self.input_feeding:
+            state["feed"] = ops.zeros_like(memory[:, 0, : self.decoder_units])
         for i, (h, c) in enumerate(decoder_states):
             state[f"h_{i}"], state[f"c_{i}"] = h, c
         return state
@@ -266,12 +328,19 @@ class Translator(SaliencyModel):
             [batch, src_time])`, the same numbers as the teacher-forced call
             at this position.
         """
-        new_state = dict(state)
         # A direct lookup: the Embedding layer would attach a padding mask that
         # the LSTM cell cannot take (and warns about); a decoded step is never padding.
         embeddings = self.target_embedding.embeddings
         x = ops.cast(ops.take(embeddings, token_ids, axis=0), self.compute_dtype)  # [batch, embed]
         x = self.dropout_layer(x, training=training)
+        attentional, new_state, attention = self._decoder_step(x, state, training)
+        return self.project(self.dropout_layer(attentional, training=training)), new_state, attention
+
+    def _decoder_step(self, x, state, training):
+        """[batch, embed_dim] embedded tokens -> (attentional [batch, units'], new_state, attention)."""
+        new_state = dict(state)
+        if self.input_feeding:
+            x = ops.concatenate([x, state["feed"]], axis=-1)
         for i, lstm in enumerate(self.decoder_lstms):
             if i:
                 x = self.dropout_layer(x, training=training)
@@ -279,8 +348,10 @@ class Translator(SaliencyModel):
             new_state[f"h_{i}"], new_state[f"c_{i}"] = h, c
         context, attention = self._attend(x, state)
         new_state["context"] = context
-        logits = self.project(self._combine(x, context, training))
-        return logits, new_state, attention
+        attentional = self._attentional(x, context)
+        if self.input_feeding:
+            new_state["feed"] = attentional
+        return attentional, new_state, attention
 
     def _attend(self, query, state):
         """Attention of [rows, units'] queries; rows = sources x width (beam slots of a source adjacent).
@@ -304,6 +375,8 @@ class Translator(SaliencyModel):
         embedded = self.dropout_layer(source_embedding, training=training)
         memory, encoder_states = self.encoder(embedded, mask=source_mask, training=training)
         zeros = ops.zeros_like(memory[:, 0, :])
+        if self.memory_embeddings:
+            memory = ops.concatenate([memory, ops.cast(embedded, memory.dtype)], axis=-1)
         decoder_states = [
             encoder_states[i] if i < len(encoder_states) else (zeros, zeros)
             for i in range(self.decoder_layers)
@@ -319,6 +392,9 @@ class Translator(SaliencyModel):
         return ops.cast(self.output_projection(features), "float32")
 
     def _combine(self, decoder_out, context, training):
+        """The attentional state after dropout, [..., units']."""
+        return self.dropout_layer(self._attentional(decoder_out, context), training=training)
+
+    def _attentional(self, decoder_out, context):
         """Luong's attentional state: tanh(W [decoder_out; context]), [..., units']."""
-        combined = self.attention_combine(ops.concatenate([decoder_out, context], axis=-1))
-        return self.dropout_layer(combined, training=training)
+        return self.attention_combine(ops.concatenate([decoder_out, context], axis=-1))
