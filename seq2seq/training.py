@@ -213,9 +213,35 @@ def _fit(model, train_ds, valid_ds, config, state, callbacks, first_batch):
     replicas = model.distribute_strategy.num_replicas_in_sync
     valid_ds = None if valid_ds is None else _with_known_length(_distributable(valid_ds, replicas))
     stream = _distributable(train_ds, replicas).repeat().skip(position)
-    with distribution.fit_workarounds(model, first_batch):
+    with distribution.fit_workarounds(model, first_batch), _built_from(model, first_batch):
         model.fit(stream, epochs=config.epochs, initial_epoch=state.epochs_done, steps_per_epoch=state.steps,
                   validation_data=valid_ds, callbacks=callbacks, shuffle=False, verbose=0)
+
+
+@contextlib.contextmanager
+def _built_from(model, batch):
+    """Under a strategy of one worker and several replicas, `fit` and `evaluate` build from `batch`.
+
+    Keras 3.15 first reads a batch of its own there, through a new iterator
+    (over the training stream: another shuffle order drawn, so a resumed run
+    would read other batches), and averages it over the replicas to learn the
+    shapes, which fails when the replicas hold different numbers of examples.
+    (Several workers: `distribution.fit_workarounds` does the same.)
+    """
+    strategy = model.distribute_strategy
+    if strategy.num_replicas_in_sync <= 1 or distribution.worker_count(strategy) > 1:
+        yield
+        return
+
+    def build(iterator=None, data_batch=None):
+        with strategy.scope():
+            model._symbolic_build(data_batch=batch)
+
+    model._maybe_symbolic_build = build
+    try:
+        yield
+    finally:
+        del model._maybe_symbolic_build
 
 
 def _with_known_length(dataset):
