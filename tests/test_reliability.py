@@ -219,7 +219,7 @@ def test_a_run_killed_at_random_moments_ends_as_if_never_killed(tmp_path):
     logs.mkdir()
     reference, killed = tmp_path / "uninterrupted", tmp_path / "killed"
     duration = timed_run(train_args(config, reference, "--seed", "3"), reference, logs, "uninterrupted")
-    delays = kill_delays(duration, kills=3, seed=0)
+    delays = kill_delays(duration, kills=2, seed=0)
     outcomes = kill_and_rerun(train_args(config, killed, "--seed", "3"), killed, logs, delays)
     assert "killed" in outcomes, outcomes
     assert_same_run(reference, killed)
