@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 
 import keras
+import tensorflow as tf
 
 from seq2seq.diagnostics import Diagnosis, Thresholds, analyze_targets, diagnose
 from seq2seq.tokens import END_ID, PAD_ID, START_ID
@@ -28,6 +29,10 @@ class CollapseMonitor(keras.callbacks.Callback):
 
     Decoding costs time: keep the probe set small (a few dozen examples).
 
+    Steps are the optimizer's (`model.optimizer.iterations`), so a resumed run
+    checks at the same steps as an uninterrupted one; `resume_state` (the
+    collapsed checks in a row) is what `seq2seq.training.train` checkpoints.
+
     Args:
         decode_fn: `decode_fn(probe_sources) -> list`, one output per probe:
             token-id lists (with END) or strings.
@@ -45,6 +50,8 @@ class CollapseMonitor(keras.callbacks.Callback):
 
     Attributes:
         diagnoses: `(step, Diagnosis)` of every check, in order.
+        collapsed_in_a_row: collapsed checks since the last other verdict.
+        resume_state: `{"collapsed_in_a_row": tf.Variable}`, for the checkpoints.
     """
 
     def __init__(
@@ -83,21 +90,20 @@ class CollapseMonitor(keras.callbacks.Callback):
                 targets, padding_masked=padding_masked, end_id=end_id, pad_id=pad_id
             )
         self.diagnoses: list[tuple[int, Diagnosis]] = []
-        self.collapsed_in_a_row = 0
-        self._step = 0  # training steps seen, over every fit() of this monitor
-        self._steps_before_epoch = 0
+        self.resume_state = {"collapsed_in_a_row": tf.Variable(0, dtype=tf.int64, trainable=False)}
+        self._step = 0  # the optimizer step, as of the last batch
+
+    @property
+    def collapsed_in_a_row(self) -> int:
+        return int(self.resume_state["collapsed_in_a_row"].numpy())
 
     def on_train_begin(self, logs=None):
-        self.collapsed_in_a_row = 0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._steps_before_epoch = self._step
+        self._step = self._optimizer_step()
 
     def on_train_batch_end(self, batch, logs=None):
-        # `batch` is the epoch's last step index done; with steps_per_execution > 1
-        # Keras calls this once per execution, so steps are counted from it.
-        previous = self._step
-        self._step = self._steps_before_epoch + batch + 1
+        # With steps_per_execution > 1 Keras calls this once per execution: a check is due
+        # when a multiple of every_n_steps was passed since the last call.
+        previous, self._step = self._step, self._optimizer_step()
         n = self.every_n_steps
         if n is not None and self._step // n > previous // n:
             self.check()
@@ -124,9 +130,13 @@ class CollapseMonitor(keras.callbacks.Callback):
         self._report(diagnosis)
         return diagnosis
 
+    def _optimizer_step(self) -> int:
+        return int(self.model.optimizer.iterations.numpy())
+
     def _report(self, diagnosis: Diagnosis) -> None:
+        collapsed = self.resume_state["collapsed_in_a_row"]
         if diagnosis.verdict != "collapsed":
-            self.collapsed_in_a_row = 0
+            collapsed.assign(0)
             if diagnosis.verdict == "at_risk":
                 logger.info(
                     "Probe outputs at risk of collapse at step %d: %s",
@@ -134,7 +144,7 @@ class CollapseMonitor(keras.callbacks.Callback):
                     "; ".join(diagnosis.reasons),
                 )
             return
-        self.collapsed_in_a_row += 1
+        collapsed.assign_add(1)
         logger.warning(
             "End-token collapse on the probe set at step %d (%d check(s) in a row).\n"
             "Why:\n  - %s\nFixes:\n  - %s",

@@ -5,10 +5,11 @@ with Adam and gradient clipping, then fits it with:
 
 - a tqdm progress bar showing the loss terms and tokens/s;
 - a checkpoint each epoch, and every `checkpoint_every_steps` optimizer
-  steps, in `out_dir/checkpoints` (weights, optimizer state, epoch, position
-  in the epoch, early-stopping state), from which a second call with the same
-  `out_dir` resumes after a kill: only the steps since that checkpoint are
-  redone, and the batches come in the same order as in an uninterrupted run;
+  steps, in `out_dir/checkpoints` (what it holds: `seq2seq.training_state`),
+  from which a second call with the same `out_dir` resumes after a kill:
+  only the steps since that checkpoint are redone, and a seeded run with
+  deterministic ops, killed at any moment any number of times, ends with the
+  same weights and history as an uninterrupted one, bit for bit on CPU;
 - Ctrl-C (SIGINT): the step in progress finishes, a checkpoint is saved and
   `TrainingInterrupted` (a `KeyboardInterrupt`) is raised; a second Ctrl-C
   stops at once;
@@ -18,10 +19,14 @@ with Adam and gradient clipping, then fits it with:
   non-finite weights when a checkpoint is due), so no checkpoint ever holds
   NaN weights.
 
-Training reads `train_ds.repeat()`: an epoch is `steps_per_epoch` batches
-(default: the batches of one pass, counted once at the start) and the batch
-stream is the same for a given dataset seed, so a resumed run skips exactly
-the batches already trained on (`optimizer.iterations` of them).
+Training reads `train_ds.repeat()` through one iterator, in one `fit` call:
+an epoch is `steps_per_epoch` batches (default: the batches of one pass,
+counted once at the start). `Dataset.shuffle` draws a new order each time an
+iterator over its dataset starts, so the stream depends on the iterators made
+before it: a resumed run makes the same ones (counting the batches, the
+first batch, the stream) and skips the batches already trained on
+(`optimizer.iterations` of them) on the stream's own iterator; a resumed
+epoch ends after the steps it had left (`EndOfResumedEpoch`).
 
 Checkpoints are atomic: TensorFlow writes the files of a checkpoint, then
 replaces the `checkpoint` pointer file (write to a temporary name, rename), so
@@ -55,7 +60,8 @@ from seq2seq import distribution
 from seq2seq.errors import UserError
 from seq2seq.run_config import LR_SCHEDULES
 from seq2seq.training_state import (
-    BEST_DIR, CHECKPOINT_DIR, HISTORY_FILE, TrainingDivergedError, TrainingInterrupted, TrainingState,
+    BEST_DIR, CHECKPOINT_DIR, HISTORY_FILE, EndOfResumedEpoch, TrainingDivergedError, TrainingInterrupted,
+    TrainingState,
 )
 
 __all__ = ["TrainConfig", "TrainingDivergedError", "TrainingInterrupted", "train"]
@@ -123,8 +129,9 @@ def train(model, train_ds, valid_ds=None, *, loss, config: TrainConfig | None = 
             batches; without `valid_ds` there is no early stopping. Seed the
             shuffle of `train_ds` for a resumed run to see the same batches.
         loss: the task loss, e.g. `MaskedSparseCrossentropy()`.
-        callbacks: extra Keras callbacks, run after the driver's own ones
-            (checkpointing, NaN stop, logging, progress bar).
+        callbacks: extra Keras callbacks, run after the NaN stop and before
+            the checkpointing, logging and progress bar; the `resume_state`
+            (name -> `tf.Variable`) of those that have one is checkpointed.
         config: a `TrainConfig`; keyword `overrides` replace its fields (or
             build one: `train(..., loss=l, out_dir="runs/x", epochs=5)`).
 
@@ -157,7 +164,7 @@ def _train(model, train_ds, valid_ds, loss, config, callbacks) -> dict:
                       loss=loss)
     first_batch = next(iter(train_ds))
     _build(model, first_batch)
-    state = TrainingState(model, config, steps)
+    state = TrainingState(model, config, steps, callbacks)
     if chief:
         _check_free_space(model, config.out_dir)
     if config.resume:
@@ -166,8 +173,11 @@ def _train(model, train_ds, valid_ds, loss, config, callbacks) -> dict:
             model.optimizer.learning_rate = config.learning_rate  # the checkpoint holds the old one
     workers = _WorkerSync.of_several(model, state, first_batch)
     logger = _ScalarLogger(os.path.join(config.out_dir, LOG_DIR)) if chief else None
-    callbacks = [_StopOnNonFinite(), state, *filter(None, [logger, config.progress and _ProgressBar()]),
-                 *callbacks, *filter(None, [workers])]  # the sync last: it sees every callback's stop
+    cut = EndOfResumedEpoch(state, steps)
+    # The extra callbacks before the state, so that its checkpoints hold what they did at that step or
+    # epoch end; the sync after every callback that may stop training, and the cut after the sync.
+    callbacks = [cut.undo, _StopOnNonFinite(), *callbacks, state,
+                 *filter(None, [logger, config.progress and _ProgressBar(), workers]), cut]
     try:
         with _sigint_flag(workers.pressed if workers else state.interrupted), _lost_workers_reported(workers):
             _fit(model, train_ds, valid_ds, config, state, callbacks, first_batch)
@@ -187,26 +197,60 @@ def _learning_rate(config: TrainConfig, steps: int):
 
 
 def _fit(model, train_ds, valid_ds, config, state, callbacks, first_batch):
-    """Runs the remaining epochs on the batch stream, from where the checkpoint left it."""
-    epoch, done = state.epochs_done, state.epoch_step
-    if epoch >= config.epochs or state.stopped_early:
+    """Runs the remaining epochs on the batch stream, from where the checkpoint left it.
+
+    One `fit` call reads one iterator over `train_ds.repeat()`, from the
+    batch after the last one trained on: the stream an uninterrupted run reads,
+    because `Dataset.shuffle` draws a new order each time an iterator over
+    `train_ds` starts (a second iterator would draw other orders). A resumed
+    epoch ends after the steps it had left (`EndOfResumedEpoch`).
+    """
+    if state.epochs_done >= config.epochs or state.stopped_early:
         return
     position = int(model.optimizer.iterations.numpy())  # batches consumed so far
     if position:
         print(f"Skipping the {position} batch(es) already trained on.")
     replicas = model.distribute_strategy.num_replicas_in_sync
-    valid_ds = None if valid_ds is None else _distributable(valid_ds, replicas)
-    options = dict(validation_data=valid_ds, callbacks=callbacks, shuffle=False, verbose=0)
-    stream = _distributable(train_ds, replicas).repeat()
-    with distribution.fit_workarounds(model, first_batch):
-        if done:  # finish the interrupted epoch first
-            model.fit(stream.skip(position), epochs=epoch + 1, initial_epoch=epoch,
-                      steps_per_epoch=state.steps - done, **options)
-            if model.stop_training or state.stopped_early or epoch + 1 >= config.epochs:
-                return
-            epoch, position = epoch + 1, position + state.steps - done
-        model.fit(stream.skip(position), epochs=config.epochs, initial_epoch=epoch,
-                  steps_per_epoch=state.steps, **options)
+    valid_ds = None if valid_ds is None else _with_known_length(_distributable(valid_ds, replicas))
+    stream = _distributable(train_ds, replicas).repeat().skip(position)
+    with distribution.fit_workarounds(model, first_batch), _built_from(model, first_batch):
+        model.fit(stream, epochs=config.epochs, initial_epoch=state.epochs_done, steps_per_epoch=state.steps,
+                  validation_data=valid_ds, callbacks=callbacks, shuffle=False, verbose=0)
+
+
+@contextlib.contextmanager
+def _built_from(model, batch):
+    """Under a strategy of one worker and several replicas, `fit` and `evaluate` build from `batch`.
+
+    Keras 3.15 first reads a batch of its own there, through a new iterator
+    (over the training stream: another shuffle order drawn, so a resumed run
+    would read other batches), and averages it over the replicas to learn the
+    shapes, which fails when the replicas hold different numbers of examples.
+    (Several workers: `distribution.fit_workarounds` does the same.)
+    """
+    strategy = model.distribute_strategy
+    if strategy.num_replicas_in_sync <= 1 or distribution.worker_count(strategy) > 1:
+        yield
+        return
+
+    def build(iterator=None, data_batch=None):
+        with strategy.scope():
+            model._symbolic_build(data_batch=batch)
+
+    model._maybe_symbolic_build = build
+    try:
+        yield
+    finally:
+        del model._maybe_symbolic_build
+
+
+def _with_known_length(dataset):
+    """`dataset` with its number of batches stated: `fit` then validates on exactly those batches instead
+    of reading until the data runs out, which Keras reports as "Your input ran out of data"."""
+    count = int(dataset.cardinality().numpy())
+    if count == tf.data.UNKNOWN_CARDINALITY:
+        count = int(dataset.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1).numpy())
+    return dataset.apply(tf.data.experimental.assert_cardinality(count)) if count > 0 else dataset
 
 
 def _distributable(dataset, replicas: int):
@@ -340,33 +384,46 @@ class _StopOnNonFinite(keras.callbacks.Callback):
 
 
 class _ProgressBar(keras.callbacks.Callback):
-    """A tqdm bar per epoch with the loss terms and tokens/s (from the model's `tokens` metric)."""
+    """A tqdm bar per epoch with the loss terms and tokens/s (from the model's `tokens` metric).
+
+    A resumed epoch's bar starts at the steps done before the interruption;
+    the saliency penalty is shown only for a model that has one (weight > 0).
+    """
 
     SHOWN = ("loss", "task_loss", "saliency_penalty", "accuracy")
+
+    def on_train_begin(self, logs=None):
+        with_penalty = getattr(self.model, "saliency_weight", 0) > 0
+        self.shown = [name for name in self.SHOWN if with_penalty or name != "saliency_penalty"]
 
     def on_epoch_begin(self, epoch, logs=None):
         from tqdm.auto import tqdm
 
         total = self.params.get("steps") if self.params else None
-        self.bar = tqdm(total=total, desc=f"epoch {epoch + 1}/{self.params.get('epochs', '?')}", unit="batch",
-                        leave=True, dynamic_ncols=True)
-        self.start = time.perf_counter()
+        done = int(self.model.optimizer.iterations.numpy()) - epoch * total if total else 0
+        self.bar = tqdm(total=total, initial=done, desc=f"epoch {epoch + 1}/{self.params.get('epochs', '?')}",
+                        unit="batch", leave=True, dynamic_ncols=True)
+        self.start, self.tokens_before = time.perf_counter(), None
 
     def on_train_batch_end(self, batch, logs=None):
+        logs = logs or {}
+        if self.tokens_before is None:  # the epoch's (or the resumed epoch's) tokens before this run's steps
+            self.tokens_before = float(logs.get("tokens", 0.0))
+            self.start = time.perf_counter()
         self.bar.update(1)
-        self.bar.set_postfix_str(self._describe(logs or {}), refresh=False)
+        self.bar.set_postfix_str(self._describe(logs), refresh=False)
 
     def on_epoch_end(self, epoch, logs=None):
         self.bar.set_postfix_str(self._describe(logs or {}, validation=True))
         self.bar.close()
 
     def _describe(self, logs, validation=False):
-        parts = [f"{k}={float(logs[k]):.4f}" for k in self.SHOWN if k in logs]
+        parts = [f"{k}={float(logs[k]):.4f}" for k in self.shown if k in logs]
         if validation:
-            parts += [f"val_{k}={float(logs['val_' + k]):.4f}" for k in self.SHOWN if "val_" + k in logs]
-        if "tokens" in logs:
-            rate = float(logs["tokens"]) / max(time.perf_counter() - self.start, 1e-9)
-            parts.append(f"tok/s={rate:,.0f}")
+            parts += [f"val_{k}={float(logs['val_' + k]):.4f}" for k in self.shown if "val_" + k in logs]
+        tokens = float(logs.get("tokens", 0.0)) - (self.tokens_before or 0.0)
+        if self.tokens_before is not None and tokens > 0:
+            parts.append(f"tok/s={tokens / max(time.perf_counter() - self.start, 1e-9):,.0f}")
         return " ".join(parts)
 
 

@@ -2,10 +2,19 @@
 
 `TrainingState` is the callback behind `seq2seq.training.train`'s guarantees:
 a checkpoint each epoch and every `checkpoint_every_steps` optimizer steps
-(weights, optimizer, epoch, position in the epoch, early-stopping state) under
-`out_dir/checkpoints`; the best weights under `out_dir/best`; the per-epoch
-history in `out_dir/history.json`, written through a rename. `restore` loads
-the newest checkpoint that loads (an older one when the newest is torn).
+under `out_dir/checkpoints`; the best weights under `out_dir/best`; the
+per-epoch history in `out_dir/history.json`, written through a rename.
+`restore` loads the newest checkpoint that loads (an older one when the newest
+is torn).
+
+A checkpoint holds everything an uninterrupted run carries from one step to
+the next, so that a resumed run continues it exactly: the weights, the
+optimizer (its step and moments), the seed-generator states of the model's
+layers (dropout masks), the epoch and the position in it, the early-stopping
+state, the running sums of the epoch's metrics (so the history of an
+interrupted epoch covers all of its steps), and the `resume_state` variables
+of the other callbacks (e.g. `CollapseMonitor`'s collapsed checks in a row).
+The data position is the optimizer step (see `seq2seq.training`).
 """
 
 import json
@@ -40,9 +49,14 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 
 class TrainingState(keras.callbacks.Callback):
-    """Checkpoints each epoch and every N steps, early-stops on `val_loss`, keeps the best weights and the history."""
+    """Checkpoints each epoch and every N steps, early-stops on `val_loss`, keeps the best weights and the history.
 
-    def __init__(self, model, config, steps: int):
+    `callbacks`: the other callbacks of the run; the `resume_state` dict
+    (name -> `tf.Variable`) of those that have one is checkpointed too. Build
+    the model and its optimizer first: the checkpoint lists their variables.
+    """
+
+    def __init__(self, model, config, steps: int, callbacks=()):
         super().__init__()
         self.config = config
         self.steps = steps  # optimizer steps per epoch
@@ -52,6 +66,11 @@ class TrainingState(keras.callbacks.Callback):
         self.best_val_loss = tf.Variable(math.inf, dtype=tf.float64, trainable=False, name="best_val_loss")
         self.best_epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="best_epoch")
         self.wait = tf.Variable(0, dtype=tf.int64, trainable=False, name="wait")
+        weights = {id(v) for v in model.weights}
+        # The running sums behind the epoch's logs (loss, task_loss, tokens, ...); Keras zeroes them
+        # at each epoch's start, so a resumed epoch puts the checkpoint's back (`on_epoch_begin`).
+        self.epoch_metrics = list(model.metrics_variables)
+        self._resumed_metrics = None
         self.checkpoint = tf.train.Checkpoint(
             model=model,
             optimizer=model.optimizer,
@@ -60,6 +79,13 @@ class TrainingState(keras.callbacks.Callback):
             best_val_loss=self.best_val_loss,
             best_epoch=self.best_epoch,
             wait=self.wait,
+            # The layers' seed-generator states (dropout): the model's variables that are not weights.
+            rng=_group(v for v in model.variables if id(v) not in weights),
+            epoch_metrics=_group(self.epoch_metrics),
+            callbacks=tf.train.Checkpoint(**{
+                f"{i}_{name}": variable for i, callback in enumerate(callbacks)
+                for name, variable in sorted(getattr(callback, "resume_state", {}).items())
+            }),
         )
         directory = os.path.join(config.out_dir, CHECKPOINT_DIR)
         self.manager = tf.train.CheckpointManager(self.checkpoint, directory, max_to_keep=2)
@@ -90,6 +116,8 @@ class TrainingState(keras.callbacks.Callback):
                 history = json.load(f)
             # The history may be ahead of an older checkpoint: keep what the checkpoint has done.
             self.history = {name: values[: self.epochs_done] for name, values in history.items()}
+        if self.epoch_step:
+            self._resumed_metrics = [v.numpy() for v in self.epoch_metrics]
         patience = self.config.patience
         self.stopped_early = patience is not None and int(self.wait.numpy()) >= patience
         step = int(self.checkpoint.optimizer.iterations.numpy())
@@ -112,6 +140,10 @@ class TrainingState(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_index = epoch
+        if self._resumed_metrics is not None:  # the interrupted epoch: its sums so far
+            for variable, value in zip(self.epoch_metrics, self._resumed_metrics):
+                variable.assign(value)
+            self._resumed_metrics = None
 
     def on_train_batch_end(self, batch, logs=None):
         self.step_in_epoch.assign_add(1)
@@ -179,3 +211,44 @@ class TrainingState(keras.callbacks.Callback):
             "stopped_early": self.stopped_early,
             "final": {name: values[-1] for name, values in self.history.items() if values},
         }
+
+
+class EndOfResumedEpoch(keras.callbacks.Callback):
+    """Ends the resumed epoch after the steps it had left, inside one `fit` call.
+
+    `fit` makes every epoch `fit_steps` steps long, the resumed one included,
+    so that one `fit` call, and so one iterator over the batch stream, serves
+    the whole run. After the resumed epoch's last step this callback, last in
+    the list (after any callback that may stop training), sets `stop_training`
+    to end `fit`'s epoch; its `undo` callback, first in the list, puts back
+    what the other callbacks had asked for before any `on_epoch_end` runs.
+    """
+
+    def __init__(self, state: TrainingState, fit_steps: int):
+        super().__init__()
+        self.state = state
+        self.fit_steps = fit_steps
+        self.requested = None  # stop_training as the other callbacks left it, while the cut holds
+        self.undo = _UndoEpochEnd(self)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.state.epoch_step >= self.state.steps and batch + 1 < self.fit_steps:
+            self.requested = self.model.stop_training
+            self.model.stop_training = True
+
+
+class _UndoEpochEnd(keras.callbacks.Callback):
+    """`EndOfResumedEpoch`'s other half: restores `stop_training` at the cut epoch's end."""
+
+    def __init__(self, cut: EndOfResumedEpoch):
+        super().__init__()
+        self.cut = cut
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.cut.requested is not None:
+            self.model.stop_training, self.cut.requested = self.cut.requested, None
+
+
+def _group(variables) -> tf.train.Checkpoint:
+    """`variables` as one checkpoint node, named by position."""
+    return tf.train.Checkpoint(**{str(i): variable for i, variable in enumerate(variables)})

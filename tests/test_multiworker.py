@@ -21,7 +21,7 @@ import pytest
 
 from seq2seq import distribution
 from seq2seq.errors import UserError
-from test_reliability import CLI, ENV, STEPS, TINY, checkpoint_step, latest_checkpoint, train_args
+from helpers import CLI, ENV, STEPS, TINY, checkpoint_step, latest_checkpoint, train_args
 
 # |first-epoch loss, 2 workers - 1 process| / loss, and the same for the validation loss after it.
 # Measured: 0.04% and 0.38% (seed 3). As with the mirrored strategy (tests/test_reliability.py),

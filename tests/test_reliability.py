@@ -12,43 +12,14 @@ import shlex
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-TINY = """
-[data]
-corpus = "generated"
-task = "copy"
-generated_pairs = 600
-
-[tokenizer]
-vocab_size = 40
-
-[model]
-embed_dim = 16
-units = 16
-dropout = 0.0
-
-[train]
-epochs = 2
-steps_per_epoch = 10
-patience = 5
-
-[decode]
-beam_size = 1
-max_length = 12
-"""
-STEPS = 10  # steps_per_epoch above
-CLI = [sys.executable, "-m", "seq2seq.cli.main"]
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_BACKEND": "tensorflow", "PYTHONUNBUFFERED": "1"}
-# Runs the CLI with 2 logical CPU devices, configured before TensorFlow starts its devices.
-TWO_CPUS = (
-    "import sys, tensorflow as tf; cpu = tf.config.list_physical_devices('CPU')[0]; "
-    "tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2); "
-    "from seq2seq.cli.main import main; sys.exit(main(sys.argv[1:]))"
+from helpers import (
+    GENERATED_TOKENIZER, STEPS, TINY, TWO_CPUS, assert_same_arrays, checkpoint_step, checkpoint_tensors,
+    keras_weights, kill_and_rerun, latest_checkpoint, seq2seq, start, timed_run, train_args, wait_for_checkpoint,
 )
 
 
@@ -57,43 +28,6 @@ def config(tmp_path):
     path = tmp_path / "tiny.toml"
     path.write_text(TINY)
     return path
-
-
-def train_args(config, out, *extra):
-    return ["train", "--config", str(config), "--out", str(out), "--no-progress", *extra]
-
-
-def seq2seq(*args, prefix=CLI, timeout=240):
-    return subprocess.run([*prefix, *args], capture_output=True, text=True, env=ENV, timeout=timeout)
-
-
-def start(*args, prefix=CLI):
-    return subprocess.Popen([*prefix, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
-
-
-def latest_checkpoint(run_dir):
-    return tf.train.latest_checkpoint(str(run_dir / "checkpoints"))
-
-
-def checkpoint_step(path) -> int:
-    """The optimizer step stored in a checkpoint (reading every tensor: it loads)."""
-    reader = tf.train.load_checkpoint(path)
-    values = {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
-    iterations = values["optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE"]
-    return int(iterations)
-
-
-def wait_for_checkpoint(run_dir, process, timeout=180):
-    """Polls until the run has written its first checkpoint; returns its path."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, process.communicate()
-        path = latest_checkpoint(run_dir)
-        if path:
-            return path
-        time.sleep(0.05)
-    process.kill()
-    pytest.fail("no checkpoint was written in time")
 
 
 # ----------------------------------------------------------------------------- 6. unusable run directory
@@ -228,6 +162,90 @@ def test_a_torn_latest_checkpoint_falls_back_to_the_one_before(config, tmp_path)
     assert result.returncode == 0, result.stderr
     assert f"checkpoint {newest} does not load" in result.stderr
     assert "Resuming from" in result.stdout and checkpoint_step(latest_checkpoint(out)) == 2 * STEPS
+
+
+# A run killed at random moments: each start is killed a random delay after it saves its first
+# checkpoint, the delays drawn from a seeded RNG over the time the uninterrupted run took from its first
+# checkpoint to its last, so kills land in steps, checkpoint writes, validation, between epochs and in
+# the final evaluation (start-up, where a kill leaves nothing to resume, takes most of a tiny run).
+# Dropout is on (its seed-generator state is checkpointed), a pass over the data is a few batches
+# (reshuffled each pass), and an epoch (50 steps) is not a multiple of the checkpoint interval (7):
+# a kill inside an epoch, or in its validation, resumes from a step inside it.
+KILLED_RUN = f"""
+[data]
+corpus = "generated"
+task = "copy"
+generated_pairs = 300
+
+[tokenizer]
+model = "{GENERATED_TOKENIZER}"
+
+[batching]
+tokens_per_batch = 512
+
+[model]
+embed_dim = 8
+units = 8
+dropout = 0.1
+
+[train]
+epochs = 2
+steps_per_epoch = 50
+checkpoint_every_steps = 7
+patience = 5
+
+[decode]
+beam_size = 1
+max_length = 8
+"""
+
+
+def kill_delays(duration: float, kills: int, seed: int) -> list[float]:
+    return list(np.random.default_rng(seed).uniform(0.0, 1.0, kills) * duration)
+
+
+def assert_same_run(expected, actual):
+    """The same final weights (model.keras), last checkpoint and history.json, bit for bit."""
+    assert_same_arrays(keras_weights(expected / "model.keras"), keras_weights(actual / "model.keras"), "model.keras")
+    assert_same_arrays(checkpoint_tensors(latest_checkpoint(expected)), checkpoint_tensors(latest_checkpoint(actual)),
+                       "last checkpoint")
+    assert json.loads((actual / "history.json").read_text()) == json.loads((expected / "history.json").read_text())
+
+
+def test_a_run_killed_at_random_moments_ends_as_if_never_killed(tmp_path):
+    config = tmp_path / "killed.toml"
+    config.write_text(KILLED_RUN)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    reference, killed = tmp_path / "uninterrupted", tmp_path / "killed"
+    duration = timed_run(train_args(config, reference, "--seed", "3"), reference, logs, "uninterrupted")
+    delays = kill_delays(duration, kills=2, seed=0)
+    outcomes = kill_and_rerun(train_args(config, killed, "--seed", "3"), killed, logs, delays)
+    assert "killed" in outcomes, outcomes
+    assert_same_run(reference, killed)
+    assert len(json.loads((killed / "history.json").read_text())["loss"]) == 2
+
+
+def test_a_classifier_run_killed_at_random_moments_ends_as_if_never_killed(tmp_path):
+    from seq2seq.data.generated import generate_labeled
+
+    for name, count, seed in (("train", 160, 1), ("valid", 40, 2)):
+        lines = [f"{e.label}\t{e.text}\t{' '.join(map(str, e.mask))}" for e in generate_labeled(count, seed=seed)]
+        (tmp_path / f"{name}.tsv").write_text("\n".join(lines) + "\n")
+    logs = tmp_path / "logs"
+    logs.mkdir()
+
+    def args(out):
+        return ["classifier", "train", "--data", str(tmp_path / "train.tsv"), "--valid", str(tmp_path / "valid.tsv"),
+                "--out", str(out), "--epochs", "5", "--patience", "5", "--units", "4", "--embed-dim", "4",
+                "--unidirectional", "--tokenizer", GENERATED_TOKENIZER, "--seed", "3", "--no-progress"]
+
+    reference, killed = tmp_path / "uninterrupted", tmp_path / "killed"
+    duration = timed_run(args(reference), reference, logs, "uninterrupted")
+    outcomes = kill_and_rerun(args(killed), killed, logs, kill_delays(duration, kills=2, seed=1))
+    assert "killed" in outcomes, outcomes
+    assert_same_run(reference, killed)
+    assert len(json.loads((killed / "history.json").read_text())["loss"]) == 5
 
 
 # ----------------------------------------------------------------------------- 4. determinism

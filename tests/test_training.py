@@ -2,6 +2,7 @@
 
 import json
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -93,9 +94,16 @@ def test_nan_loss_stops_with_a_message_naming_the_step(tmp_path):
 
 
 def test_logs_history_and_progress_bar(tmp_path, capsys):
-    _, summary = run(tmp_path, epochs=2, progress=True, valid=dataset(seed=1))
+    # A validation set of unknown length (as the pipeline's): validated on exactly its batches,
+    # without Keras' "Your input ran out of data" warning.
+    valid = dataset(seed=1).filter(lambda x, y: True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _, summary = run(tmp_path, epochs=2, progress=True, valid=valid)
+    assert not [w for w in caught if "ran out of data" in str(w.message)]
     err = capsys.readouterr().err
     assert "epoch 2/2" in err and "task_loss=" in err and "tok/s=" in err and "val_loss=" in err
+    assert "saliency_penalty=" not in err  # a model without a penalty shows no penalty column
     with open(tmp_path / "history.json") as f:
         assert json.load(f) == summary["history"]
     assert set(summary["final"]) >= {"loss", "task_loss", "saliency_penalty", "accuracy", "val_loss"}
@@ -107,6 +115,13 @@ def test_logs_history_and_progress_bar(tmp_path, capsys):
                     tags.setdefault(split, set()).add((value.tag, event.step))
     assert ("epoch_loss", 2) in tags["train"] and ("epoch_saliency_penalty", 1) in tags["train"]
     assert ("epoch_loss", 2) in tags["validation"]
+
+
+def test_the_progress_bar_shows_the_penalty_of_a_model_that_has_one(tmp_path, capsys):
+    keras.utils.set_random_seed(0)
+    model = Classifier(vocab_size=20, num_classes=2, embed_dim=4, units=4, bidirectional=False, saliency_weight=0.5)
+    run(tmp_path, model=model, epochs=1, progress=True)
+    assert "saliency_penalty=" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("field, value", [("epochs", 0), ("learning_rate", 0.0), ("clipnorm", -1.0),
@@ -148,3 +163,57 @@ def test_cosine_schedule_anneals_over_every_epoch_and_continues_after_a_resume(t
 def test_unknown_lr_schedule_names_the_value():
     with pytest.raises(ValueError, match="lr_schedule='linear'"):
         TrainConfig(out_dir="runs/x", lr_schedule="linear")
+
+
+# ----------------------------------------------------------------------------- exact resume
+
+
+def reshuffled_dataset():
+    """48 examples, shuffled anew on each pass (seeded), 8 a batch, of unknown length (like the pipeline's)."""
+    tokens, labels = dataset(n=48).unbatch().batch(48).get_single_element()
+    examples = tf.data.Dataset.from_tensor_slices((tokens, labels)).shuffle(48, seed=5)
+    return examples.batch(8).filter(lambda x, y: True)
+
+
+class InterruptAt(keras.callbacks.Callback):
+    """Raises KeyboardInterrupt (as a kill would stop the run) after optimizer step `step`,
+    or during the validation that follows it."""
+
+    def __init__(self, step, in_validation=False):
+        super().__init__()
+        self.step, self.in_validation = step, in_validation
+
+    def on_train_batch_end(self, batch, logs=None):
+        if not self.in_validation and int(self.model.optimizer.iterations.numpy()) == self.step:
+            raise KeyboardInterrupt
+
+    def on_test_batch_end(self, batch, logs=None):
+        if self.in_validation and int(self.model.optimizer.iterations.numpy()) == self.step:
+            raise KeyboardInterrupt
+
+
+def seeded_run(out_dir, interrupt=None):
+    """3 epochs of 6 steps, dropout on, a checkpoint every 4 steps; the model and data built as a new
+    process would (same seed); returns (final weights, summary)."""
+    keras.utils.set_random_seed(0)
+    model = Classifier(vocab_size=20, num_classes=2, embed_dim=4, units=4, bidirectional=False, dropout=0.3)
+    summary = train(model, reshuffled_dataset(), dataset(seed=1), loss=LOSS, out_dir=str(out_dir), epochs=3,
+                    learning_rate=0.05, checkpoint_every_steps=4, progress=False,
+                    callbacks=[interrupt] if interrupt else [])
+    return model.get_weights(), summary
+
+
+def test_a_run_interrupted_anywhere_ends_bit_identical_to_an_uninterrupted_one(tmp_path):
+    weights, summary = seeded_run(tmp_path / "uninterrupted")
+    # Inside epoch 1 (resumes from step 4), in epoch 2's validation (from step 8, four steps into
+    # epoch 2) and inside epoch 3 (from 16; epoch 2's end was saved).
+    for interrupt in (InterruptAt(5), InterruptAt(12, in_validation=True), InterruptAt(17)):
+        with pytest.raises(KeyboardInterrupt):
+            seeded_run(tmp_path / "interrupted", interrupt)
+    resumed_weights, resumed_summary = seeded_run(tmp_path / "interrupted")
+    for expected, actual in zip(weights, resumed_weights):
+        np.testing.assert_array_equal(actual, expected)
+    assert resumed_summary == summary
+    history = json.loads((tmp_path / "interrupted" / "history.json").read_text())
+    assert history == json.loads((tmp_path / "uninterrupted" / "history.json").read_text())
+    assert history["tokens"] == [48 * 6] * 3  # every epoch counts all of its steps, resumed ones too
