@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_data_gettext import write_catalog
+from helpers_gettext import write_catalog
 
 from seq2seq.bench import numbers as bench_numbers
 from seq2seq.bench import quality
