@@ -164,7 +164,10 @@ class TimeBudget(keras.callbacks.Callback):
     """Stops training once `seconds` of wall-clock time have passed since `on_train_begin`.
 
     The check runs after every batch; the epoch in progress ends early, so the
-    usual end-of-epoch work (validation, checkpoint) still happens.
+    usual end-of-epoch work (validation, checkpoint) still happens. A learning
+    rate schedule with a `time_fraction` variable (the driver's cosine) is told
+    the share of the budget used after each batch, so it anneals by the end of
+    the budget even when the epochs would last longer.
     """
 
     def __init__(self, seconds: float):
@@ -179,6 +182,10 @@ class TimeBudget(keras.callbacks.Callback):
         self._started = time.perf_counter()
 
     def on_train_batch_end(self, batch, logs=None):
-        if time.perf_counter() - self._started >= self.seconds:
+        fraction = (time.perf_counter() - self._started) / self.seconds
+        schedule = getattr(self.model.optimizer, "_learning_rate", None)
+        if hasattr(schedule, "time_fraction"):
+            schedule.time_fraction.assign(min(1.0, fraction))
+        if fraction >= 1.0:
             self.exhausted = True
             self.model.stop_training = True

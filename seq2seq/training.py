@@ -192,8 +192,27 @@ def _learning_rate(config: TrainConfig, steps: int):
     """Adam's learning rate: the number, or a schedule over the optimizer step (evaluated in the graph)."""
     if config.lr_schedule == "constant":
         return config.learning_rate
-    return keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=config.epochs * steps,
-                                                  alpha=COSINE_FLOOR)
+    return BudgetedCosineDecay(config.learning_rate, decay_steps=config.epochs * steps, alpha=COSINE_FLOOR)
+
+
+@keras.saving.register_keras_serializable(package="seq2seq")
+class BudgetedCosineDecay(keras.optimizers.schedules.CosineDecay):
+    """Keras' `CosineDecay`, also advanced by the share of a time budget used.
+
+    The curve is evaluated at `max(step, time_fraction * decay_steps)`, so a
+    run that a wall-clock budget ends early (`seq2seq.callbacks.TimeBudget`
+    sets `time_fraction`, in [0, 1]) still anneals to the floor by then, and
+    a run without a budget (`time_fraction` stays 0) follows `CosineDecay`
+    exactly.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.time_fraction = tf.Variable(0.0, trainable=False, dtype=tf.float32, name="time_fraction")
+
+    def __call__(self, step):
+        budget_step = tf.cast(self.time_fraction * self.decay_steps, tf.float32)
+        return super().__call__(tf.maximum(tf.cast(step, tf.float32), budget_step))
 
 
 def _fit(model, train_ds, valid_ds, config, state, callbacks, first_batch):

@@ -1,4 +1,4 @@
-"""CollapseMonitor on a tiny model trained a few steps, with a scripted decode_fn."""
+"""CollapseMonitor on a tiny model trained a few steps, with a scripted decode_fn; TimeBudget with a fake clock."""
 
 import logging
 
@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from seq2seq.callbacks import CollapseMonitor
+from seq2seq.callbacks import CollapseMonitor, TimeBudget
 from seq2seq.tokens import END_ID
 
 E = END_ID
@@ -118,3 +118,25 @@ def test_a_resumed_monitor_counts_optimizer_steps_and_continues_its_collapsed_co
     model.fit(x, y, batch_size=4, epochs=2, callbacks=[monitor], verbose=0)  # steps 5 to 8
     assert [step for step, _ in monitor.diagnoses] == [6]
     assert monitor.collapsed_in_a_row == 2
+
+
+def test_a_time_budget_anneals_the_cosine_by_its_end_and_stops_there(monkeypatch):
+    from seq2seq import callbacks as callbacks_module
+    from seq2seq.training import BudgetedCosineDecay
+
+    schedule = BudgetedCosineDecay(1.0, decay_steps=1000, alpha=0.02)
+    model = keras.Sequential([keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss="mse")
+    clock = iter([0.0, 30.0, 60.0])  # on_train_begin, then two batches of a 60 s budget
+    monkeypatch.setattr(callbacks_module.time, "perf_counter", lambda: next(clock))
+    budget = TimeBudget(60.0)
+    budget.set_model(model)
+    budget.on_train_begin()
+    budget.on_train_batch_end(0)
+    assert float(schedule.time_fraction.numpy()) == 0.5 and not model.stop_training
+    # Half the budget used at step 10: the rate is the cosine's at step 500, not at step 10.
+    expected = 0.02 + 0.98 * 0.5 * (1 + np.cos(np.pi * 0.5))
+    np.testing.assert_allclose(float(schedule(10)), expected, rtol=1e-6)
+    budget.on_train_batch_end(1)
+    assert model.stop_training and budget.exhausted
+    np.testing.assert_allclose(float(schedule(10)), 0.02, rtol=1e-6)  # the floor, at the budget's end
