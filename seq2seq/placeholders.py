@@ -115,11 +115,18 @@ def protect_pair(source: str, target: str) -> tuple[str, str]:
 
 
 def restore(output: str, placeholders: Sequence[str]) -> str:
-    """`output` with each reserved token k replaced by `placeholders[k]` ("" when k is out of range)."""
+    """`output` with each reserved token k replaced by `placeholders[k]` ("" when k is out of range).
+
+    When every placeholder of the source was protected (fewer than
+    MAX_PLACEHOLDERS), placeholder text the model spelled out of plain pieces
+    is removed first: the output then holds exactly the source's placeholders.
+    """
     def replace(match):
         k = _TOKEN_INDEX[match.group()]
         return placeholders[k] if k < len(placeholders) else ""
 
+    if len(placeholders) < MAX_PLACEHOLDERS:
+        output = _PLACEHOLDER.sub("", output)
     return _TOKEN.sub(replace, output)
 
 
@@ -186,6 +193,8 @@ def restore_in_graph(outputs, placeholders):
     import tensorflow as tf
     import tensorflow_text
 
+    all_protected = placeholders.row_lengths() < MAX_PLACEHOLDERS  # as `restore`: drop spelled-out ones
+    outputs = tf.where(all_protected, tf.strings.regex_replace(outputs, PATTERN, ""), outputs)
     pieces = tensorflow_text.regex_split(outputs, TOKEN_PATTERN, TOKEN_PATTERN)  # [batch, None]
     flat = pieces.flat_values
     is_token = tf.strings.regex_full_match(flat, TOKEN_PATTERN)

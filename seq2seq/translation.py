@@ -32,6 +32,8 @@ METRICS_FILE = "metrics.json"
 CASING_FILE = "casing.json"
 # How to make a new run, for the messages about a damaged one.
 RETRAIN = "seq2seq train --config FILE --out DIR"
+# Translation reads sources up to this many times the longest training source (`decode_options`).
+DECODE_SOURCE_FACTOR = 2
 # Validation sentences decoded after each epoch to watch for end-token collapse.
 PROBE_SIZE = 32
 # [train] settings a resumed run may change: they steer what comes next, not what was trained.
@@ -349,9 +351,15 @@ def translate_texts(run: TranslationRun, texts: list[str], *, beam_size=None, ma
 
 def decode_options(run: TranslationRun, *, beam_size=None, max_length=None) -> dict:
     """The run's decoding settings (source cut, beam, max length, length penalty) as keyword
-    arguments; `beam_size` and `max_length` override the run's when given."""
+    arguments; `beam_size` and `max_length` override the run's when given.
+
+    Sources are cut at DECODE_SOURCE_FACTOR times the training cut, not at it:
+    the few longer than every training source lose less by being read whole
+    than by being cut (a cut source also drops its placeholders and names).
+    """
     decode = run.config.decode
-    return dict(max_source_len=run.config.batching.max_source_len, beam_size=beam_size or decode.beam_size,
+    max_source_len = DECODE_SOURCE_FACTOR * run.config.batching.max_source_len
+    return dict(max_source_len=max_source_len, beam_size=beam_size or decode.beam_size,
                 max_length=max_length or decode.max_length, length_penalty=decode.length_penalty)
 
 

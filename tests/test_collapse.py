@@ -193,15 +193,16 @@ def run_dir(tmp_path):
     from seq2seq.data.batching import BatchingConfig
     from seq2seq.models.translator import Translator
     from seq2seq.run_config import DecodeConfig, ModelConfig, RunConfig
+    from seq2seq.translation import build_translator
 
     directory = tmp_path / "run"
     directory.mkdir()
     config = RunConfig(model=ModelConfig(embed_dim=8, units=8),
                        batching=BatchingConfig(max_source_len=16, max_target_len=16),
-                       decode=DecodeConfig(beam_size=2, max_length=12, batch_size=4))
+                       decode=DecodeConfig(beam_size=2, max_length=12, batch_size=4, first_word_casing=False))
     (directory / "config.toml").write_text(config_io.to_toml(config))
     shutil.copyfile(GENERATED_MODEL, directory / "tokenizer.model")
-    translator = Translator(tokenizer().vocab_size, embed_dim=8, units=8)
+    translator = build_translator(config, tokenizer().vocab_size)
     translator((np.array([[5, 6, END_ID]]), np.array([[START_ID, 7, 8]])))  # creates the weights
     translator.save(directory / "model.keras")
     return directory

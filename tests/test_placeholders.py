@@ -77,6 +77,12 @@ def test_restore_drops_tokens_the_source_has_no_placeholder_for():
     assert restore("｟16｠ is text", []) == "｟16｠ is text"
 
 
+def test_restore_drops_placeholders_spelled_out_of_plain_pieces_unless_some_stayed_plain():
+    assert restore("%d von ｟0｠ {x}", ["%s"]) == " von %s "  # only the protected one is left
+    sixteen = [f"{{{k}}}" for k in range(16)]  # a 17th placeholder stayed plain text: keep plain ones
+    assert restore("｟0｠ %s", sixteen) == "{0} %s"
+
+
 def test_python_and_graph_protection_agree_on_tricky_strings():
     texts = [*TRICKY, "%s" * 20, "a｟0｠b %s", "😀 %d 😀"]
     protected, found = placeholders.protect_in_graph(tf.constant(texts))
@@ -86,8 +92,8 @@ def test_python_and_graph_protection_agree_on_tricky_strings():
 
 
 def test_python_and_graph_restoration_agree():
-    outputs = ["｟1｠ x ｟0｠", "｟0｠｟0｠", "none", "｟5｠ y ｟16｠", "", "｟15｠ é"]
-    found = [["a", "b"], ["%%"], [], ["q"], [], ["z"] * 16]
+    outputs = ["｟1｠ x ｟0｠", "｟0｠｟0｠", "none", "｟5｠ y ｟16｠", "", "｟15｠ é", "%d ｟0｠ $X", "｟0｠ %s"]
+    found = [["a", "b"], ["%%"], [], ["q"], [], ["z"] * 16, ["%s"], ["z"] * 16]
     restored = placeholders.restore_in_graph(tf.constant(outputs), tf.ragged.constant(found, dtype=tf.string))
     assert [t.decode() for t in restored.numpy()] == [restore(o, f) for o, f in zip(outputs, found)]
     assert restored.numpy()[0] == b"b x a"

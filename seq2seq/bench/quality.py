@@ -195,8 +195,6 @@ def run_kit(corpus: Corpus, run_dir: Path, minutes: float, kit_sets=(), *, stage
     translations and `train_seconds` (wall-clock of the train process) and
     `epochs`. `minutes` 0 trains without a budget.
     """
-    from seq2seq.cli.io import split_lines
-
     budget = [f"train.max_minutes={minutes}"] if minutes else []
     settings = ["data.corpus=tsv", f"data.path={corpus.train}", *budget, *kit_sets]
     train = ["train", *(word for s in settings for word in ("--set", s)), "--out", str(run_dir), "--no-progress"]
@@ -210,7 +208,7 @@ def run_kit(corpus: Corpus, run_dir: Path, minutes: float, kit_sets=(), *, stage
     train_seconds = time.perf_counter() - started
     progress(f"{stage}: scoring")
     scores = json.loads(logged(["evaluate", *model, "--data", str(corpus.test)]).strip().splitlines()[-1])
-    translations = split_lines(logged(["translate", *model, "--input", str(corpus.test_sources)]))
+    translations = logged(["translate", *model, "--input", str(corpus.test_sources)]).split("\n")[:-1]
     training = json.loads((run_dir / "metrics.json").read_text())["training"]
     return {**scores, **translation_scores(corpus.sources, translations, corpus.references),
             "train_seconds": round(train_seconds, 1), "epochs": training["epochs"]}
