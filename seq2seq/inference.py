@@ -68,7 +68,8 @@ def translate_batches(translator, tokenizer, texts, *, casing=None, protect_plac
     for indices, result in decode_batches(translator, tokenizer, [p.text for p in protected],
                                           protect_placeholders=protect, **options):
         for index, text in zip(indices, tokenizer.detokenize(result.token_ids).numpy()):
-            outputs[index] = placeholders.restore(text.decode("utf-8"), protected[index].placeholders)
+            text = text.decode("utf-8")
+            outputs[index] = placeholders.restore(text, protected[index].placeholders) if protect else text
     if lowered.any():
         outputs = [text.decode("utf-8") for text in casing.raise_first_letters(outputs, lowered).numpy()]
     return outputs
