@@ -6,10 +6,8 @@ each with the reason logged ("vocabulary 2,300: 47,737 pairs, 276 characters").
 A value given in the config or with `--set` is kept as given.
 
     vocabulary    characters of the corpus + one piece per 25 training pairs
-                  (500 to 8,000) for each script not shared by the two sides:
-                  rich scripts (CJK) and a target in another script (Cyrillic)
-                  get room for words too; a soft limit, so a small corpus
-                  never fails.
+                  (500 to 8,000): rich scripts (CJK) get room for words too;
+                  a soft limit, so a small corpus never fails.
     length cuts   the 98th percentile of pieces per sentence (+ END / START),
                   at least 8, at most 128, per side.
     epochs        enough epochs for about 5 million target tokens
@@ -22,7 +20,6 @@ they are tested on plain numbers.
 
 import dataclasses
 import math
-from collections import Counter
 
 import numpy as np
 
@@ -44,44 +41,23 @@ def is_auto(config, section: str, name: str) -> bool:
     return getattr(getattr(config, section), name) == 0
 
 
-def choose_vocab_size(num_pairs: int, characters: int, shared_letters: float = 1.0) -> tuple[int, str]:
+def choose_vocab_size(num_pairs: int, characters: int) -> tuple[int, str]:
     """Pieces for a corpus of `num_pairs` pairs whose text uses `characters` distinct characters.
 
-    `shared_letters` (see `shared_letter_fraction`) scales the word pieces from
-    1x (both sides in one script: their pieces are shared) to 2x (two
-    scripts: each side needs its own). Returns `(vocab_size, reason)`; the
-    size is rounded up to a multiple of 100 and is a soft limit
-    (SentencePiece stops where the text has no more pieces).
+    Returns `(vocab_size, reason)`; the size is rounded up to a multiple of 100
+    and is a soft limit (SentencePiece stops where the text has no more pieces).
     """
     word_pieces = min(MAX_WORD_PIECES, max(MIN_WORD_PIECES, num_pairs // PAIRS_PER_PIECE))
-    word_pieces = int(word_pieces * (2.0 - min(1.0, max(0.0, shared_letters))))
     size = int(math.ceil((word_pieces + characters) / 100.0)) * 100
-    return size, (f"vocabulary {size:,}: {num_pairs:,} pairs, {characters:,} characters, "
-                  f"{shared_letters:.0%} of the target's letters in the source's script")
-
-
-def shared_letter_fraction(sources, targets, min_count: int = MIN_CHARACTER_COUNT) -> float:
-    """Share of the targets' letters (by frequency) that the sources also use `min_count`+ times.
-
-    About 1.0 for English -> French or German, 0.1 for English -> Russian.
-    """
-    source_counts, target_counts = Counter(), Counter()
-    for text in sources:
-        source_counts.update(text)
-    for text in targets:
-        target_counts.update(text)
-    letters = {char: n for char, n in target_counts.items() if char.isalpha()}
-    total = sum(letters.values())
-    if not total:
-        return 1.0
-    return sum(n for char, n in letters.items() if source_counts[char] >= min_count) / total
+    return size, f"vocabulary {size:,}: {num_pairs:,} pairs, {characters:,} characters"
 
 
 def count_characters(texts, min_count: int = MIN_CHARACTER_COUNT) -> int:
     """Distinct characters used at least `min_count` times in `texts`."""
-    counts = Counter()
+    counts = {}
     for text in texts:
-        counts.update(text)
+        for char in text:
+            counts[char] = counts.get(char, 0) + 1
     return sum(1 for n in counts.values() if n >= min_count)
 
 

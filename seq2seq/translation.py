@@ -126,8 +126,7 @@ def resolve_data_defaults(config: RunConfig, train_pairs: list[Pair], run_dir: P
     resolved = config
     if auto.is_auto(config, "tokenizer", "vocab_size") and not config.tokenizer.model:
         characters = auto.count_characters(text for pair in train_pairs for text in (pair.source, pair.target))
-        shared = auto.shared_letter_fraction([p.source for p in train_pairs], [p.target for p in train_pairs])
-        size, reason = auto.choose_vocab_size(len(train_pairs), characters, shared)
+        size, reason = auto.choose_vocab_size(len(train_pairs), characters)
         resolved = auto.with_value(resolved, "tokenizer", "vocab_size", size)
         log(reason)
     tokenizer = SentencePieceTokenizer.from_file(prepare_tokenizer(resolved, train_pairs, run_dir))
