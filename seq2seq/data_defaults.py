@@ -5,7 +5,7 @@ on the corpus are 0 in `RunConfig` and chosen here from the training split,
 each with the reason logged ("vocabulary 2,300: 47,737 pairs, 276 characters").
 A value given in the config or with `--set` is kept as given.
 
-    vocabulary    characters of the corpus + one piece per 25 training pairs
+    vocabulary    characters of the corpus + one piece per 50 training pairs
                   (500 to 8,000): rich scripts (CJK) get room for words too;
                   a soft limit, so a small corpus never fails.
     length cuts   the 98th percentile of pieces per sentence (+ END / START),
@@ -27,7 +27,7 @@ import numpy as np
 AUTO_FIELDS = (("tokenizer", "vocab_size"), ("batching", "max_source_len"),
                ("batching", "max_target_len"), ("train", "epochs"))
 
-PAIRS_PER_PIECE = 25
+PAIRS_PER_PIECE = 50
 MIN_WORD_PIECES, MAX_WORD_PIECES = 500, 8000
 # Characters used fewer times than this are left to SentencePiece's coverage rule.
 MIN_CHARACTER_COUNT = 3

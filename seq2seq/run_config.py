@@ -62,7 +62,7 @@ class TokenizerConfig:
     # An existing .model file; "" trains one on the training split into the run directory.
     model: str = ""
     # Pieces, the reserved ones included; an upper bound (a corpus with fewer pieces gets fewer).
-    # 0 = chosen from the training data: its characters + one piece per 25 pairs (`seq2seq.data_defaults`).
+    # 0 = chosen from the training data: its characters + one piece per 50 pairs (`seq2seq.data_defaults`).
     vocab_size: int = 0
     model_type: str = "unigram"
     character_coverage: float = 1.0

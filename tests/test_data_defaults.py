@@ -11,8 +11,8 @@ from seq2seq.run_config import RunConfig
 
 
 @pytest.mark.parametrize("pairs, characters, expected", [
-    (47_737, 276, 2_200),     # 1,909 word pieces + 276 characters, rounded up to 100
-    (37_000, 2_083, 3_600),   # a CJK corpus: room for its characters and for words
+    (47_737, 276, 1_300),     # 954 word pieces + 276 characters, rounded up to 100
+    (37_000, 2_083, 2_900),   # a CJK corpus: room for its characters and for words
     (1_000, 60, 600),         # at least 500 word pieces
     (1_000_000, 300, 8_300),  # at most 8,000 word pieces
 ])
