@@ -191,7 +191,6 @@ def run_dir(tmp_path):
     """A run directory with an untrained tiny Translator, laid out as `load_run` reads it."""
     from seq2seq import config_io
     from seq2seq.data.batching import BatchingConfig
-    from seq2seq.models.translator import Translator
     from seq2seq.run_config import DecodeConfig, ModelConfig, RunConfig
     from seq2seq.translation import build_translator
 
