@@ -1,6 +1,6 @@
 """English→French (or any locale) translator from this machine's gettext catalogs, end to end.
 
-    python recipes/translate_gettext.py --out runs/en-fr            # about 17 minutes on 2 CPU cores
+    python recipes/translate_gettext.py --out runs/en-fr            # about 7 minutes on 2 CPU cores
     python recipes/translate_gettext.py --quick --out runs/en-fr    # about 2 minutes
     python recipes/translate_gettext.py --target de --out runs/en-de
 

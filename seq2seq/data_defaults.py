@@ -10,7 +10,7 @@ A value given in the config or with `--set` is kept as given.
                   a soft limit, so a small corpus never fails.
     length cuts   the 98th percentile of pieces per sentence (+ END / START),
                   at least 8, at most 128, per side.
-    epochs        enough epochs for about 7 million target tokens
+    epochs        enough epochs for about 5 million target tokens
                   (2 to 40).
 
 How the rules were chosen (and measured on several language pairs) is told in
@@ -33,7 +33,7 @@ MIN_WORD_PIECES, MAX_WORD_PIECES = 500, 8000
 MIN_CHARACTER_COUNT = 3
 LENGTH_PERCENTILE = 98
 MIN_CUT, MAX_CUT = 8, 128
-TARGET_TOKENS = 7_000_000
+TARGET_TOKENS = 5_000_000
 MIN_EPOCHS, MAX_EPOCHS = 2, 40
 
 

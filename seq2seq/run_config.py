@@ -103,7 +103,7 @@ class ModelConfig:
 class TrainingConfig:
     """How the translator is trained (`seq2seq.training.TrainConfig` plus the loss)."""
 
-    # 0 = chosen from the training data: about 7 million target tokens, 2 to 40 epochs.
+    # 0 = chosen from the training data: about 5 million target tokens, 2 to 40 epochs.
     epochs: int = 0
     learning_rate: float = 5e-3
     # "constant", or "cosine": anneal to 2% of learning_rate along half a cosine
