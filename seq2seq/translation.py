@@ -120,6 +120,7 @@ def resolve_data_defaults(config: RunConfig, train_pairs: list[Pair], run_dir: P
     `load_run` reads back.
     """
     from seq2seq import data_defaults as auto
+    from seq2seq.data.batching import model_lengths
     from seq2seq.data.pipeline import count_pieces
     from seq2seq.tokenizer import SentencePieceTokenizer
 
@@ -132,17 +133,19 @@ def resolve_data_defaults(config: RunConfig, train_pairs: list[Pair], run_dir: P
     tokenizer = SentencePieceTokenizer.from_file(prepare_tokenizer(resolved, train_pairs, run_dir))
     if auto.is_auto(resolved, "tokenizer", "vocab_size"):
         resolved = auto.with_value(resolved, "tokenizer", "vocab_size", tokenizer.vocab_size)
-    sides = (("max_source_len", "source", lambda pair: pair.source), ("max_target_len", "target", lambda pair: pair.target))
-    counts = {}
-    for name, side, text in sides:
-        if auto.is_auto(resolved, "batching", name) or (name == "max_target_len" and auto.is_auto(resolved, "train", "epochs")):
-            counts[name] = count_pieces([text(pair) for pair in train_pairs], tokenizer)
-        if auto.is_auto(resolved, "batching", name):
-            cut, reason = auto.choose_length_cut(counts[name], side)
-            resolved = auto.with_value(resolved, "batching", name, cut)
-            log(reason)
+    if auto.is_auto(resolved, "batching", "max_source_len"):
+        cut, reason = auto.choose_length_cut(count_pieces([p.source for p in train_pairs], tokenizer), "source")
+        resolved = auto.with_value(resolved, "batching", "max_source_len", cut)
+        log(reason)
+    target_counts = None  # pieces per target: the target cut and the epochs both read them
+    if auto.is_auto(resolved, "batching", "max_target_len") or auto.is_auto(resolved, "train", "epochs"):
+        target_counts = count_pieces([p.target for p in train_pairs], tokenizer)
+    if auto.is_auto(resolved, "batching", "max_target_len"):
+        cut, reason = auto.choose_length_cut(target_counts, "target")
+        resolved = auto.with_value(resolved, "batching", "max_target_len", cut)
+        log(reason)
     if auto.is_auto(resolved, "train", "epochs"):
-        tokens = int((counts["max_target_len"] + 1).clip(max=resolved.batching.max_target_len).sum())
+        tokens = int(model_lengths(target_counts, resolved.batching.max_target_len).sum())
         epochs, reason = auto.choose_epochs(tokens)
         resolved = auto.with_value(resolved, "train", "epochs", epochs)
         log(reason)
