@@ -1,8 +1,9 @@
 """Helpers shared by the test modules that drive `seq2seq` in subprocesses (imported, never collected).
 
 A tiny translator run config, the command line and environment of a
-subprocess, checkpoint readers, and `kill_and_rerun`: SIGKILLs a run at given
-delays and reruns it until it finishes.
+subprocess, checkpoint readers, `kill_and_rerun` (SIGKILLs a run at given
+delays and reruns it until it finishes), and the tiny batches the train-step
+tests feed models in-process and in subprocesses.
 """
 
 import io
@@ -172,3 +173,25 @@ def _checkpoint_pointer(run_dir):
 def _start_logged(args, log_dir, name):
     with open(log_dir / f"{name}.out", "w") as out, open(log_dir / f"{name}.err", "w") as err:
         return subprocess.Popen([*CLI, *args], stdout=out, stderr=err, env=ENV)
+
+
+def classifier_data(n=16, time=6, seed=0):
+    rng = np.random.default_rng(seed)
+    tokens = rng.integers(4, 20, (n, time)).astype(np.int32)
+    tokens[: n // 2, time - 2:] = 0  # some padding
+    annotation = (rng.random((n, time)) > 0.3).astype(np.float32)
+    labels = rng.integers(0, 3, n).astype(np.int32)
+    return tokens, annotation, labels
+
+
+def translator_data(n=8, seed=0):
+    rng = np.random.default_rng(seed)
+    source = rng.integers(4, 16, (n, 5)).astype(np.int32)
+    source[: n // 2, 3:] = 0
+    target_out = rng.integers(4, 16, (n, 4)).astype(np.int32)
+    target_out[:, -1] = 3
+    target_out[: n // 2, 2:] = 0
+    target_in = np.concatenate([np.full((n, 1), 2, np.int32), target_out[:, :-1]], axis=1)
+    target_in[target_out == 0] = 0
+    annotation = (rng.random(source.shape) > 0.3).astype(np.float32)
+    return source, target_in, target_out, annotation

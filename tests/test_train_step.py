@@ -11,29 +11,9 @@ from seq2seq.models.classifier import Classifier
 from seq2seq.models.translator import Translator
 from seq2seq.saliency import RECOMMENDED_SALIENCY_WEIGHT
 
+from helpers import classifier_data, translator_data
+
 METRICS = {"loss", "task_loss", "saliency_penalty", "accuracy", "tokens"}
-
-
-def classifier_data(n=16, time=6, seed=0):
-    rng = np.random.default_rng(seed)
-    tokens = rng.integers(4, 20, (n, time)).astype(np.int32)
-    tokens[: n // 2, time - 2:] = 0  # some padding
-    annotation = (rng.random((n, time)) > 0.3).astype(np.float32)
-    labels = rng.integers(0, 3, n).astype(np.int32)
-    return tokens, annotation, labels
-
-
-def translator_data(n=8, seed=0):
-    rng = np.random.default_rng(seed)
-    source = rng.integers(4, 16, (n, 5)).astype(np.int32)
-    source[: n // 2, 3:] = 0
-    target_out = rng.integers(4, 16, (n, 4)).astype(np.int32)
-    target_out[:, -1] = 3
-    target_out[: n // 2, 2:] = 0
-    target_in = np.concatenate([np.full((n, 1), 2, np.int32), target_out[:, :-1]], axis=1)
-    target_in[target_out == 0] = 0
-    annotation = (rng.random(source.shape) > 0.3).astype(np.float32)
-    return source, target_in, target_out, annotation
 
 
 # Eager by default: tracing a double-backprop graph costs seconds, one small batch does not.
@@ -179,7 +159,7 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import keras
 sys.path.insert(0, sys.argv[1])
-from test_train_step import classifier_data, translator_data
+from helpers import classifier_data, translator_data
 from seq2seq.losses import MaskedSparseCrossentropy
 from seq2seq.models.classifier import Classifier
 from seq2seq.models.translator import Translator
