@@ -245,11 +245,7 @@ class Translator(SaliencyModel):
             [batch, tgt_time, src_time])`, the same numbers as `decode_step`
             run step by step from `encode`.
         """
-        state = {"memory": memory, "memory_keys": self.attention.memory_keys(memory),
-                 "memory_mask": source_mask,
-                 "feed": ops.zeros_like(memory[:, 0, : self.decoder_units])}
-        for i, (h, c) in enumerate(decoder_states):
-            state[f"h_{i}"], state[f"c_{i}"] = h, c
+        state = self._initial_state(memory, source_mask, decoder_states)
         carried = tuple(key for key in state if key not in PER_SOURCE_STATE)
 
         def step(carry, x):  # carry: (attentional, attention, *carried states); x: [batch, embed]
@@ -288,7 +284,7 @@ class Translator(SaliencyModel):
 
         Returns a flat dict of tensors, all with a leading batch axis (a beam
         search may tile and gather every entry along axis 0):
-            "memory" [batch, src_time, units']: encoder outputs.
+            "memory" [batch, src_time, memory_dim]: encoder outputs (+ source embeddings).
             "memory_keys" [batch, src_time, key_dim]: `attention.memory_keys(memory)`.
             "memory_mask" bool [batch, src_time]: True at real source tokens.
             "h_{i}", "c_{i}" [batch, units']: decoder layer i's LSTM state.
@@ -304,6 +300,10 @@ class Translator(SaliencyModel):
         source_mask = ops.not_equal(source_ids, PAD_ID)
         embedded = self.source_embedding(source_ids)
         memory, decoder_states = self._encode(embedded, source_mask, training)
+        return self._initial_state(memory, source_mask, decoder_states)
+
+    def _initial_state(self, memory, source_mask, decoder_states):
+        """The decoding state before the first step (the entries `encode` documents)."""
         state = {
             "memory": memory,
             "memory_keys": self.attention.memory_keys(memory),
