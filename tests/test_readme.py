@@ -24,15 +24,15 @@ def test_ci_runs_the_readme_test_command():
     assert "pytest" in test_command
 
 
-def python_snippets(section_title: str) -> list[str]:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme.split(f"## {section_title}", 1)[1].split("\n## ", 1)[0]
+def python_snippets(path: str, section_title: str) -> list[str]:
+    text = (ROOT / path).read_text(encoding="utf-8")
+    section = text.split(f"## {section_title}", 1)[1].split("\n## ", 1)[0]
     return re.findall(r"```python\n(.*?)```", section, flags=re.S)
 
 
 def test_every_loss_snippet_runs_as_written(tmp_path, monkeypatch):
-    snippets = python_snippets("Just the losses")
-    assert len(snippets) >= 4
+    snippets = python_snippets("README.md", "3. Use the masked losses") + python_snippets("docs/losses.md", "Just the losses")
+    assert len(snippets) >= 5
     monkeypatch.chdir(tmp_path)
     for snippet in snippets:
         exec(compile(snippet, "README.md", "exec"), {"__name__": "readme_snippet"})
