@@ -86,6 +86,16 @@ def test_evaluate_prints_the_metrics_as_json(run_dir, tmp_path, capsys):
     assert main(["evaluate", "--model", str(run_dir), "--data", str(data)]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["sentences"] == 4 and 0.0 <= result["exact_match"] <= 1.0
+    assert result["placeholder_rate"] is None and result["placeholder_sentences"] == 0  # no placeholders
+
+
+def test_evaluate_reports_the_placeholder_rate_of_the_sources_that_have_them(run_dir, tmp_path, capsys):
+    data = tmp_path / "test.tsv"
+    data.write_text("a %s b\ta %s b\nc d\tc d\n{name} e\t{name} e\n")
+    assert main(["evaluate", "--model", str(run_dir), "--data", str(data)]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    # Protected placeholders come back exactly, so both sentences that have one keep it.
+    assert result["placeholder_sentences"] == 2 and result["placeholder_rate"] == 1.0
 
 
 def test_export_refuses_an_existing_directory(run_dir, tmp_path, capsys):

@@ -170,9 +170,10 @@ def run_evaluate(args) -> int:
     lines.warn("left out of the scores")
     if not pairs:
         raise UserError(f"no 'source TAB reference' line to evaluate in {args.data}")
-    hypotheses = translate_texts(run, [pair.source for pair in pairs], beam_size=args.beam,
-                                 max_length=args.max_length, batch_size=args.batch_size, progress=True)
-    scores = evaluate_translations(hypotheses, [pair.target for pair in pairs])
+    sources = [pair.source for pair in pairs]
+    hypotheses = translate_texts(run, sources, beam_size=args.beam, max_length=args.max_length,
+                                 batch_size=args.batch_size, progress=True)
+    scores = evaluate_translations(hypotheses, [pair.target for pair in pairs], sources=sources)
     print(json.dumps({**scores, "skipped_lines": [index + 1 for index in sorted(lines.problems)]}))
     return 0
 
