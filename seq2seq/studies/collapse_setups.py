@@ -24,19 +24,11 @@ Each fix changes one thing of the naive setup, so that its row measures that thi
    Translator's) and `MaskedSparseCrossentropy`: padding costs nothing.
 2. `end_pad_weighted`: the same END-padded targets and unmasked mean; END's
    weight is the user's recipe, mean count of the other classes / END count,
-   counted over those same targets (`end_token_class_weights`: 0.0028 in the
-   default study, where END is 92% of the targets), applied to the END padding
-   only: every END after a row's first gets it, the first (the real end) keeps
-   weight 1 like any token (`end_padding_weights`, the batches' per-token
-   `sample_weight` of `MaskedSparseCrossentropy`). No mask and no 0 anywhere:
-   the weights alone take the padding out of the loss (each padding position
-   still counts 0.0028 of a token), which is why this row tracks `masked`
-   epoch by epoch (default study, seed 0: 14.5% exact match at 4 epochs
-   against 14.0%, 55% at 8 against 51.5%). Measured at 8 epochs with other
-   padding weights: the smaller the weight, the sooner the collapse goes and
-   the more is learnt (0.0028: one collapsed epoch on the probe, 55% exact;
-   0.083: two, 36%; 0.3: four, 25%), and every value gets the lengths right
-   (0.84-0.97x the reference), because the real end is never down-weighted.
+   counted over those same targets (`end_token_class_weights`), applied to the
+   END padding only: every END after a row's first gets it, the first (the real
+   end) keeps weight 1 like any token (`end_padding_weights`, the batches'
+   per-token `sample_weight` of `MaskedSparseCrossentropy`). No mask and no 0
+   anywhere: the weights alone take the padding out of the loss.
 3. `boundary`: the same END-padded targets with `BoundaryAwareLoss`: a START or
    END position whose prediction is already right stops counting, which is what
    the user's custom loss was meant to do, written with tensor ops only.
@@ -44,19 +36,11 @@ Each fix changes one thing of the naive setup, so that its row measures that thi
 `end_weighted` is the user's recipe as they wrote it, kept in the table to show
 why it is not the fix: the same weight on every END, the real end of each
 target included (`MaskedSparseCrossentropy(class_weights=...)`; with no 0 in
-the targets it masks nothing). The collapse goes, but the model learns to stop
-late: the outputs are 11.9x the reference length at 4 epochs and 10.3x at 8
-(95% and 73% of them never emit END), and `diagnose` reports `at_risk` with
-"END is under-predicted". Counting END once per row (its real end) gives a milder
-weight, 0.083, that still runs 1.56x long at 8 epochs (6% exact match): any
-single END weight below 1 under-predicts the stop. The weight fixes the
-imbalance that the END padding creates; applied to the real ends it creates a
-new one.
+the targets it masks nothing). Not in the default run, `masked_end_weighted`
+is that weight on top of fix 1, computed over 0-padded targets.
 
-Not in the default run, `masked_end_weighted` is the weight on top of fix 1
-(0.083 over 0-padded targets): weighting 0-padded, masked targets would credit
-the weight with what masking does, and it runs long too (1.30x at 8 epochs,
-17% exact match against 51.5% for masking alone).
+What each setup gives, epoch by epoch, and why a weight on the real ends makes
+the model stop late: docs/collapse-study.md.
 """
 
 from dataclasses import dataclass
