@@ -44,7 +44,7 @@ RETRAIN = "seq2seq classifier train --data TRAIN.tsv --valid VALID.tsv --out DIR
 # and this module's default model and training (BiLSTM 64 units, embeddings 64,
 # Adam 1e-3, 20 epochs): `seq2seq.saliency.RECOMMENDED_SALIENCY_WEIGHT`, measured
 # with exactly these defaults on the decoy task (`seq2seq.studies.decoy`,
-# `recipes/decoy_classifier.py`, which prints the table). Written out rather than
+# `recipes/decoy_classifier.py`; the table is in docs/classifier.md). Written out rather than
 # imported, because `seq2seq.saliency` starts TensorFlow and the CLI's parser reads
 # this module; tests/test_classification.py checks that the two are equal.
 DEFAULT_SALIENCY_WEIGHT = 1000.0

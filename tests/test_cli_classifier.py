@@ -300,14 +300,6 @@ def test_the_resume_command_parses_back_to_the_same_arguments():
     assert vars(build_parser().parse_args(words[1:])) == vars(args)
 
 
-def test_the_parser_does_not_start_tensorflow():
-    """`seq2seq --help` answers at once: the parser (with the classifier's defaults) imports no TensorFlow."""
-    result = subprocess.run([sys.executable, "-c", "import sys; from seq2seq.cli.main import build_parser; "
-                             "build_parser(); print('tensorflow' in sys.modules)"],
-                            capture_output=True, text=True, timeout=60)
-    assert result.stdout.strip() == "False", result.stderr[-2000:]
-
-
 # ----------------------------------------------------------------------------- export
 
 # Runs in a fresh process where `import seq2seq` fails: tensorflow and tensorflow_text only.
