@@ -14,7 +14,7 @@ the label and the first word is a decoy naming the label in every training
 text (mask 0 on it); 20% of the training labels follow the decoy instead of
 the keyword, so the decoy is the better predictor. Each model is scored on a
 test set whose decoy is random and on the same texts without the decoy; see
-`seq2seq.decoy` for the setup. Prints the results table and writes
+`seq2seq.studies.decoy` for the setup. Prints the results table and writes
 results.json and one run directory per setup into --out.
 """
 
@@ -28,7 +28,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from seq2seq.classification import with_overrides  # noqa: E402
-from seq2seq.decoy import DecoyConfig, format_table, quick, run_experiment, small_run  # noqa: E402
+from seq2seq.studies.decoy import DecoyConfig, format_table, quick, run_experiment, small_run  # noqa: E402
 
 
 def parse_args(argv=None):

@@ -13,7 +13,7 @@ the END padding only (each target's real end keeps weight 1); (3) `boundary`:
 BoundaryAwareLoss. A last row, `end_weighted`, is the user's recipe as written
 (the weight on every END): it shows why that one runs long. Each setup trains
 the same Translator from the same initial weights on the same batches for the
-same number of epochs, with deterministic ops (see `seq2seq.collapse` for why
+same number of epochs, with deterministic ops (see `seq2seq.studies.collapse_setups` for why
 each fix is set up the way it is and what was measured). Prints one row per
 setup (exact match, BLEU, empty outputs, END at the first step, length ratio,
 END weight, verdict, the verdict after each epoch) and writes into --out:
@@ -29,8 +29,8 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from seq2seq.collapse import EXTRA_SETUPS, SETUP_NAMES  # noqa: E402
-from seq2seq.collapse_study import StudyConfig  # noqa: E402
+from seq2seq.studies.collapse_setups import EXTRA_SETUPS, SETUP_NAMES  # noqa: E402
+from seq2seq.studies.collapse_study import StudyConfig  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -88,7 +88,7 @@ def main(argv=None) -> int:
     import logging
 
     from seq2seq.cli.quiet import import_tensorflow_quietly
-    from seq2seq.collapse_study import results_table, run_study
+    from seq2seq.studies.collapse_study import results_table, run_study
     from seq2seq.errors import UserError
 
     args = parse_args(argv)

@@ -75,7 +75,7 @@ At the Classifier's default size (BiLSTM, embed 64, 64 units) with Adam 1e-3,
 (300 evaded, 1000 reached 0.87, 3000 and 10000 stopped learning: 0.49), while `"share"` with `squared_l2` and `log_max_prob` gave
 0.965-0.988 for lambda 100, 300 and 1000 (15-20 epochs). Hence the defaults:
 `squared_l2`, `log_max_prob`, `share`. The weight: on the classifier CLI's own
-decoy recipe (`seq2seq.decoy`; every training text starts with a decoy, 20%
+decoy recipe (`seq2seq.studies.decoy`; every training text starts with a decoy, 20%
 label noise, BiLSTM 64, Adam 1e-3, 20 epochs) lambda 300 removed the shortcut
 after 10 epochs but was evaded by epoch 20 (random-decoy 0.48), while 1000 held
 (random-decoy 0.975 and 0.982, seeds 0 and 1; a model trained without the

@@ -168,7 +168,7 @@ def decode_data(model: Path | None, data: Path | None, beam: int | None,
     from seq2seq.cli.quiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()
-    from seq2seq.collapse import decode_run
+    from seq2seq.diagnostics.translator import decode_run
     from seq2seq.translation import load_run
 
     run = load_run(model)

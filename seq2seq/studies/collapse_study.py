@@ -1,7 +1,7 @@
 """The end-token collapse study behind `recipes/end_token_collapse.py`.
 
 `run_study(StudyConfig(...), out_dir)` trains one Translator per setup of
-`seq2seq.collapse` (the naive END-padded setup and the fixes) and diagnoses each
+`seq2seq.studies.collapse_setups` (the naive END-padded setup and the fixes) and diagnoses each
 on held-out pairs. Every setup starts from the same seed, so the same initial
 weights, and trains on the same batches (one padded length, `pad_length`, so
 that END padding is what the original user had) for the same number of epochs,
@@ -20,9 +20,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from seq2seq.collapse import (EXTRA_SETUPS, SETUP_NAMES, SETUPS, Setup, collect_targets, decode_ids,
-                              diagnose_translator, end_padded_dataset, end_weight, make_loss, reference_ids,
-                              weighted_dataset)
+from seq2seq.diagnostics.translator import decode_ids, diagnose_translator, reference_ids
+from seq2seq.studies.collapse_setups import (EXTRA_SETUPS, SETUP_NAMES, SETUPS, Setup, collect_targets,
+                                             end_padded_dataset, end_weight, make_loss, weighted_dataset)
 
 CORPORA = ("generated", "gettext")
 

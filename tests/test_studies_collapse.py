@@ -1,16 +1,14 @@
-"""`seq2seq.collapse`, `seq2seq.collapse_study` (the end-token collapse study) and
-`seq2seq diagnose --model --data`."""
+"""`seq2seq.studies.collapse_setups` and `seq2seq.studies.collapse_study`: the end-token collapse study."""
 
 import json
-import shutil
 from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 
-from seq2seq import collapse, collapse_study
-from seq2seq.cli.main import main
+from seq2seq.studies import collapse_setups
+from seq2seq.studies import collapse_study
 from seq2seq.data.generated import generate_pairs
 from seq2seq.losses import BoundaryAwareLoss, MaskedSparseCrossentropy, end_token_class_weights
 from seq2seq.tokens import END_ID, PAD_ID, START_ID
@@ -40,16 +38,16 @@ def study_batches(pairs, pad_length=8):
 def test_end_pad_is_the_users_padding():
     target_in = np.array([[START_ID, 12, 7, PAD_ID, PAD_ID], [START_ID, 5, 6, 9, PAD_ID]])
     target_out = np.array([[12, 7, END_ID, PAD_ID, PAD_ID], [5, 6, 9, END_ID, PAD_ID]])
-    assert collapse.end_pad(target_in).numpy().tolist() == [[START_ID, 12, 7, END_ID, END_ID],
-                                                            [START_ID, 5, 6, 9, END_ID]]
-    assert collapse.end_pad(target_out).numpy().tolist() == [[12, 7, END_ID, END_ID, END_ID],
-                                                             [5, 6, 9, END_ID, END_ID]]
+    assert collapse_setups.end_pad(target_in).numpy().tolist() == [[START_ID, 12, 7, END_ID, END_ID],
+                                                                   [START_ID, 5, 6, 9, END_ID]]
+    assert collapse_setups.end_pad(target_out).numpy().tolist() == [[12, 7, END_ID, END_ID, END_ID],
+                                                                    [5, 6, 9, END_ID, END_ID]]
 
 
 def test_end_padded_dataset_replaces_only_the_target_padding():
     pairs = generate_pairs("dedup", 6, seed=0)
     zero_padded = list(study_batches(pairs).as_numpy_iterator())
-    end_padded = list(collapse.end_padded_dataset(study_batches(pairs)).as_numpy_iterator())
+    end_padded = list(collapse_setups.end_padded_dataset(study_batches(pairs)).as_numpy_iterator())
     assert len(zero_padded) == len(end_padded) == 1
     ((source, target_in), target_out), ((source_e, target_in_e), target_out_e) = zero_padded[0], end_padded[0]
     assert target_out.shape == (6, 8)  # one padded length for every row
@@ -67,7 +65,7 @@ def test_end_padded_dataset_replaces_only_the_target_padding():
 
 
 def setup(name):
-    return {s.name: s for s in collapse.SETUPS + collapse.EXTRA_SETUPS}[name]
+    return {s.name: s for s in collapse_setups.SETUPS + collapse_setups.EXTRA_SETUPS}[name]
 
 
 def log_softmax(logits):
@@ -79,10 +77,10 @@ def test_naive_loss_counts_the_end_padding_and_the_masked_loss_does_not():
     rng = np.random.default_rng(0)
     logits = rng.normal(size=(2, 5, VOCAB)).astype("float32")
     zero_padded = np.array([[4, 5, END_ID, 0, 0], [6, END_ID, 0, 0, 0]])
-    end_padded = collapse.end_pad(zero_padded).numpy()
+    end_padded = collapse_setups.end_pad(zero_padded).numpy()
     nll = -np.take_along_axis(log_softmax(logits), end_padded[..., None], axis=-1)[..., 0]
-    naive = collapse.make_loss(setup("naive"), end_padded, VOCAB)
-    masked = collapse.make_loss(setup("masked"), zero_padded, VOCAB)
+    naive = collapse_setups.make_loss(setup("naive"), end_padded, VOCAB)
+    masked = collapse_setups.make_loss(setup("masked"), zero_padded, VOCAB)
     assert float(naive(end_padded, logits)) == pytest.approx(nll.mean(), rel=1e-5)  # all 10 positions
     real = zero_padded != 0
     assert float(masked(zero_padded, logits)) == pytest.approx(nll[real].mean(), rel=1e-5)  # 5 tokens
@@ -96,20 +94,20 @@ def test_naive_loss_counts_the_end_padding_and_the_masked_loss_does_not():
 def test_always_end_beats_a_uniform_guess_only_under_the_naive_loss():
     """The cheap way to lower the naive loss: put most of the probability on END everywhere."""
     zero_padded = np.array([[4, 5, 6, END_ID] + [0] * 12])  # 4 real tokens, 12 padding
-    end_padded = collapse.end_pad(zero_padded).numpy()
+    end_padded = collapse_setups.end_pad(zero_padded).numpy()
     uniform = np.zeros((1, 16, VOCAB), "float32")
     always_end = np.zeros((1, 16, VOCAB), "float32")
     always_end[..., END_ID] = 4.0
-    naive = collapse.make_loss(setup("naive"), end_padded, VOCAB)
-    masked = collapse.make_loss(setup("masked"), zero_padded, VOCAB)
+    naive = collapse_setups.make_loss(setup("naive"), end_padded, VOCAB)
+    masked = collapse_setups.make_loss(setup("masked"), zero_padded, VOCAB)
     assert float(naive(end_padded, always_end)) < float(naive(end_padded, uniform))
     assert float(masked(zero_padded, always_end)) > float(masked(zero_padded, uniform))
 
 
 def test_end_weighted_is_the_plain_loss_with_the_users_end_weight():
     zero_padded = np.array([[4, 5, END_ID, 0, 0, 0], [6, 4, 4, 5, END_ID, 0]])
-    end_padded = collapse.end_pad(zero_padded).numpy()
-    loss = collapse.make_loss(setup("end_weighted"), end_padded, VOCAB)
+    end_padded = collapse_setups.end_pad(zero_padded).numpy()
+    loss = collapse_setups.make_loss(setup("end_weighted"), end_padded, VOCAB)
     counts = np.bincount(end_padded.ravel(), minlength=VOCAB)  # END: 6 (2 real + 4 padding)
     others = counts[(np.arange(VOCAB) != END_ID) & (counts > 0)]
     assert loss.class_weights[END_ID] == pytest.approx(others.mean() / counts[END_ID])
@@ -123,34 +121,35 @@ def test_end_weighted_is_the_plain_loss_with_the_users_end_weight():
 
 def test_end_pad_weighted_gives_the_users_weight_to_the_end_padding_only():
     zero_padded = np.array([[4, 5, END_ID, 0, 0, 0], [6, 4, 4, 5, END_ID, 0]])
-    end_padded = collapse.end_pad(zero_padded).numpy()
+    end_padded = collapse_setups.end_pad(zero_padded).numpy()
     fix = setup("end_pad_weighted")
-    weight = collapse.end_weight(fix, end_padded, VOCAB)
+    weight = collapse_setups.end_weight(fix, end_padded, VOCAB)
     assert weight == pytest.approx(end_token_class_weights(end_padded, VOCAB)[END_ID])
-    assert weight == collapse.end_weight(setup("end_weighted"), end_padded, VOCAB)
-    assert collapse.end_weight(setup("boundary"), end_padded, VOCAB) == 1.0
-    loss = collapse.make_loss(fix, end_padded, VOCAB)
+    assert weight == collapse_setups.end_weight(setup("end_weighted"), end_padded, VOCAB)
+    assert collapse_setups.end_weight(setup("boundary"), end_padded, VOCAB) == 1.0
+    loss = collapse_setups.make_loss(fix, end_padded, VOCAB)
     assert isinstance(loss, MaskedSparseCrossentropy) and loss.class_weights is None
     import tensorflow as tf
 
     inputs = (np.zeros((2, 3), "int32"), np.zeros((2, 6), "int32"))
     dataset = tf.data.Dataset.from_tensors((inputs, end_padded))
-    [(_, target_out, weights)] = list(collapse.weighted_dataset(fix, dataset, end_padded, VOCAB).as_numpy_iterator())
+    weighted = collapse_setups.weighted_dataset(fix, dataset, end_padded, VOCAB)
+    [(_, target_out, weights)] = list(weighted.as_numpy_iterator())
     np.testing.assert_array_equal(target_out, end_padded)
     w = weight
     np.testing.assert_allclose(weights, [[1, 1, 1, w, w, w], [1, 1, 1, 1, 1, w]], rtol=1e-6)
     # Every other setup trains on the batches as they are.
-    assert collapse.weighted_dataset(setup("end_weighted"), dataset, end_padded, VOCAB) is dataset
+    assert collapse_setups.weighted_dataset(setup("end_weighted"), dataset, end_padded, VOCAB) is dataset
 
 
 def test_the_fixes_losses():
     targets = np.array([[4, END_ID, END_ID]])
-    assert isinstance(collapse.make_loss(setup("boundary"), targets, VOCAB), BoundaryAwareLoss)
-    masked_weighted = collapse.make_loss(setup("masked_end_weighted"), np.array([[4, 5, END_ID, 0]]), VOCAB)
+    assert isinstance(collapse_setups.make_loss(setup("boundary"), targets, VOCAB), BoundaryAwareLoss)
+    masked_weighted = collapse_setups.make_loss(setup("masked_end_weighted"), np.array([[4, 5, END_ID, 0]]), VOCAB)
     assert masked_weighted.class_weights[END_ID] == pytest.approx(1.0)  # 4, 5 and END once each
-    assert [s.name for s in collapse.SETUPS] == ["naive", "masked", "end_pad_weighted", "boundary",
-                                                 "end_weighted"]
-    assert [s.end_padded for s in collapse.SETUPS] == [True, False, True, True, True]
+    assert [s.name for s in collapse_setups.SETUPS] == ["naive", "masked", "end_pad_weighted", "boundary",
+                                                        "end_weighted"]
+    assert [s.end_padded for s in collapse_setups.SETUPS] == [True, False, True, True, True]
 
 
 def test_study_config_refuses_bad_values():
@@ -165,8 +164,8 @@ def test_study_config_refuses_bad_values():
 
 def test_tiny_study_writes_reports_and_end_dominates_only_the_naive_targets(tmp_path):
     config = collapse_study.StudyConfig(tokenizer_model=str(GENERATED_MODEL), train_pairs=64, test_pairs=8,
-                                  pad_length=12, batch_size=32, embed_dim=8, units=8, epochs=1,
-                                  probe_size=4, deterministic=False)
+                                        pad_length=12, batch_size=32, embed_dim=8, units=8, epochs=1,
+                                        probe_size=4, deterministic=False)
     results = collapse_study.run_study(config, tmp_path, setups=("naive", "masked", "end_pad_weighted"),
                                        log=lambda _: None)
     naive, masked, weighted = results
@@ -181,54 +180,3 @@ def test_tiny_study_writes_reports_and_end_dominates_only_the_naive_targets(tmp_
         assert diagnosis["kind"] == "ids" and diagnosis["num_outputs"] == 8
         assert (tmp_path / name / "end_by_position.png").exists()
     assert "naive" in collapse_study.results_table(results)
-
-
-# --------------------------------------------------------------------------- diagnose --model
-
-
-@pytest.fixture
-def run_dir(tmp_path):
-    """A run directory with an untrained tiny Translator, laid out as `load_run` reads it."""
-    from seq2seq import config_io
-    from seq2seq.data.batching import BatchingConfig
-    from seq2seq.run_config import DecodeConfig, ModelConfig, RunConfig
-    from seq2seq.translation import build_translator
-
-    directory = tmp_path / "run"
-    directory.mkdir()
-    config = RunConfig(model=ModelConfig(embed_dim=8, units=8),
-                       batching=BatchingConfig(max_source_len=16, max_target_len=16),
-                       decode=DecodeConfig(beam_size=2, max_length=12, batch_size=4, first_word_casing=False))
-    (directory / "config.toml").write_text(config_io.to_toml(config))
-    shutil.copyfile(GENERATED_MODEL, directory / "tokenizer.model")
-    translator = build_translator(config, tokenizer().vocab_size)
-    translator((np.array([[5, 6, END_ID]]), np.array([[START_ID, 7, 8]])))  # creates the weights
-    translator.save(directory / "model.keras")
-    return directory
-
-
-def test_diagnose_model_decodes_the_data_and_diagnoses_token_ids(run_dir, tmp_path, capsys):
-    pairs = generate_pairs("reverse", 6, seed=0)
-    data = tmp_path / "test.tsv"
-    data.write_text("".join(f"{p.source}\t{p.target}\n" for p in pairs))
-    out = tmp_path / "report.json"
-    argv = ["diagnose", "--model", str(run_dir), "--data", str(data), "--beam", "1", "--json", str(out)]
-    assert main(argv) == 0
-    assert capsys.readouterr().out.startswith("End-token collapse diagnosis: ")
-    report = json.loads(out.read_text())
-    assert report["kind"] == "ids" and report["num_outputs"] == 6
-    # Every generated word is one piece: the references' ids are the words plus END.
-    words = [len(p.target.split()) for p in pairs]
-    assert report["reference_mean_length"] == pytest.approx(np.mean(words))
-    assert report["reference_end_share_by_position"][max(words)] == 1.0
-
-
-@pytest.mark.parametrize("argv, message", [
-    (["--model", "RUN"], "--model DIR and --data FILE go together"),
-    (["--model", "RUN", "--data", "x.tsv", "--predictions", "p.txt"], "not both"),
-    (["--model", "RUN", "--data", "x.tsv", "--beam", "0"], "--beam must be 1"),
-])
-def test_diagnose_model_user_errors(run_dir, capsys, argv, message):
-    argv = [str(run_dir) if arg == "RUN" else arg for arg in argv]
-    assert main(["diagnose", *argv]) == 2
-    assert message in capsys.readouterr().err

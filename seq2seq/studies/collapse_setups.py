@@ -1,9 +1,9 @@
-"""End-token collapse with a real translator: diagnose one, or reproduce the collapse and its fixes.
+"""The setups of the end-token collapse study: how each pads its targets and which loss it trains with.
 
-`diagnose_translator` decodes sources with a trained `Translator` and diagnoses
-the decoded token ids against the references' ids; `decode_run` does the
-decoding for a run directory (`seq2seq diagnose --model DIR --data FILE`). The rest are the pieces of the study that reproduces
-problem 1 of the mission (`seq2seq.collapse_study`, `recipes/end_token_collapse.py`).
+The pieces `seq2seq.studies.collapse_study` (and `recipes/end_token_collapse.py`)
+combine to reproduce problem 1 of the mission and its fixes. Decoding a run for
+`seq2seq diagnose --model` is product code and lives in
+`seq2seq.diagnostics.translator`.
 
 The naive setup is the original user's. Their targets were padded with the end
 token itself, every target to one length, and trained with a plain loss:
@@ -24,19 +24,11 @@ Each fix changes one thing of the naive setup, so that its row measures that thi
    Translator's) and `MaskedSparseCrossentropy`: padding costs nothing.
 2. `end_pad_weighted`: the same END-padded targets and unmasked mean; END's
    weight is the user's recipe, mean count of the other classes / END count,
-   counted over those same targets (`end_token_class_weights`: 0.0028 in the
-   default study, where END is 92% of the targets), applied to the END padding
-   only: every END after a row's first gets it, the first (the real end) keeps
-   weight 1 like any token (`end_padding_weights`, the batches' per-token
-   `sample_weight` of `MaskedSparseCrossentropy`). No mask and no 0 anywhere:
-   the weights alone take the padding out of the loss (each padding position
-   still counts 0.0028 of a token), which is why this row tracks `masked`
-   epoch by epoch (default study, seed 0: 14.5% exact match at 4 epochs
-   against 14.0%, 55% at 8 against 51.5%). Measured at 8 epochs with other
-   padding weights: the smaller the weight, the sooner the collapse goes and
-   the more is learnt (0.0028: one collapsed epoch on the probe, 55% exact;
-   0.083: two, 36%; 0.3: four, 25%), and every value gets the lengths right
-   (0.84-0.97x the reference), because the real end is never down-weighted.
+   counted over those same targets (`end_token_class_weights`), applied to the
+   END padding only: every END after a row's first gets it, the first (the real
+   end) keeps weight 1 like any token (`end_padding_weights`, the batches'
+   per-token `sample_weight` of `MaskedSparseCrossentropy`). No mask and no 0
+   anywhere: the weights alone take the padding out of the loss.
 3. `boundary`: the same END-padded targets with `BoundaryAwareLoss`: a START or
    END position whose prediction is already right stops counting, which is what
    the user's custom loss was meant to do, written with tensor ops only.
@@ -44,19 +36,11 @@ Each fix changes one thing of the naive setup, so that its row measures that thi
 `end_weighted` is the user's recipe as they wrote it, kept in the table to show
 why it is not the fix: the same weight on every END, the real end of each
 target included (`MaskedSparseCrossentropy(class_weights=...)`; with no 0 in
-the targets it masks nothing). The collapse goes, but the model learns to stop
-late: the outputs are 11.9x the reference length at 4 epochs and 10.3x at 8
-(95% and 73% of them never emit END), and `diagnose` reports `at_risk` with
-"END is under-predicted". Counting END once per row (its real end) gives a milder
-weight, 0.083, that still runs 1.56x long at 8 epochs (6% exact match): any
-single END weight below 1 under-predicts the stop. The weight fixes the
-imbalance that the END padding creates; applied to the real ends it creates a
-new one.
+the targets it masks nothing). Not in the default run, `masked_end_weighted`
+is that weight on top of fix 1, computed over 0-padded targets.
 
-Not in the default run, `masked_end_weighted` is the weight on top of fix 1
-(0.083 over 0-padded targets): weighting 0-padded, masked targets would credit
-the weight with what masking does, and it runs long too (1.30x at 8 epochs,
-17% exact match against 51.5% for masking alone).
+What each setup gives, epoch by epoch, and why a weight on the real ends makes
+the model stop late: docs/collapse-study.md.
 """
 
 from dataclasses import dataclass
@@ -164,73 +148,3 @@ def make_loss(setup: Setup, targets: np.ndarray, vocab_size: int):
     if setup.loss == "boundary":
         return BoundaryAwareLoss()
     raise ValueError(f"Expected setup.loss in {LOSSES}. Received: loss={setup.loss!r}")
-
-
-# --------------------------------------------------------------------------- decoding
-
-
-def decode_ids(translator, tokenizer, texts, *, max_source_len: int, max_length: int,
-               beam_size: int = 1, length_penalty: float = 0.0, batch_size: int = 64) -> list[list[int]]:
-    """Decoded token ids of `texts` in input order, each ending with END (unless cut at `max_length`)."""
-    from seq2seq.inference import decode_batches
-
-    texts = list(texts)
-    outputs: list[list[int]] = [[] for _ in texts]
-    for indices, result in decode_batches(translator, tokenizer, texts, max_source_len=max_source_len,
-                                          beam_size=beam_size, max_length=max_length,
-                                          length_penalty=length_penalty, batch_size=batch_size):
-        for index, row, length in zip(indices, result.token_ids.numpy(), result.lengths.numpy()):
-            outputs[index] = row[:length].tolist()
-    return outputs
-
-
-def decode_run(run, pairs, beam_size=None) -> tuple[list[list[int]], list[list[int]]]:
-    """A run's token ids for the pairs' sources and the references' ids, with its decode settings.
-
-    `run` is a `seq2seq.translation.TranslationRun` (`load_run(directory)`);
-    `beam_size` None uses the run's.
-    """
-    from seq2seq.translation import decode_options
-
-    config = run.config
-    predictions = decode_ids(run.translator, run.tokenizer, [pair.source for pair in pairs],
-                             batch_size=config.decode.batch_size, **decode_options(run, beam_size=beam_size))
-    references = reference_ids(run.tokenizer, [pair.target for pair in pairs], config.batching.max_target_len)
-    return predictions, references
-
-
-def reference_ids(tokenizer, texts, max_length: int) -> list[list[int]]:
-    """References as the model is trained to emit them: pieces + END, cut to `max_length`."""
-    import tensorflow as tf
-
-    from seq2seq.data.pipeline import encode_targets
-
-    _, target_out = encode_targets(tf.constant(list(texts), tf.string), tokenizer, max_length)
-    return [row.tolist() for row in target_out.numpy()]
-
-
-def ids_to_texts(tokenizer, rows: list[list[int]]) -> list[str]:
-    """Detokenized strings of id rows (stops at END, drops PAD and START)."""
-    import tensorflow as tf
-
-    ragged = tf.ragged.constant(rows, dtype=tf.int32) if rows else tf.zeros([0, 1], tf.int32)
-    return [text.decode("utf-8") for text in tokenizer.detokenize(ragged).numpy()]
-
-
-def diagnose_translator(translator, tokenizer, sources, references, *, max_source_len: int,
-                        max_length: int, beam_size: int = 1, length_penalty: float = 0.0,
-                        batch_size: int = 64, targets=None, padding_masked=None):
-    """Decodes `sources` and diagnoses the token ids against the references' ids.
-
-    Returns `(diagnosis, hypotheses)`: the `Diagnosis` (token-id level, so the
-    first-step END and never-ended outputs are measured, not inferred from
-    text) and the detokenized outputs, for BLEU and exact match.
-    """
-    from seq2seq.diagnostics import diagnose
-
-    predicted = decode_ids(translator, tokenizer, sources, max_source_len=max_source_len,
-                           max_length=max_length, beam_size=beam_size,
-                           length_penalty=length_penalty, batch_size=batch_size)
-    expected = reference_ids(tokenizer, references, max_length)
-    diagnosis = diagnose(predicted, expected, targets, padding_masked=padding_masked)
-    return diagnosis, ids_to_texts(tokenizer, predicted)
