@@ -181,7 +181,7 @@ def _check_training_options(vocab_size, model_type, character_coverage):
     if not isinstance(vocab_size, int) or vocab_size <= reserved:
         raise UserError(
             f"vocabulary size {vocab_size!r} is too small: it must exceed the "
-            f"{reserved} reserved pieces (special and placeholder tokens); use for example --vocab-size 1000"
+            f"{reserved} reserved pieces (special and placeholder tokens); use for example 1000 ({_VOCAB_SETTING})"
         )
     if not 0.0 < character_coverage <= 1.0:
         raise UserError(f"character coverage {character_coverage!r} must be in (0, 1]; use 1.0 for Latin scripts")
@@ -205,19 +205,25 @@ def _model_prefix(out_dir, name: str) -> Path:
     return out_dir / name
 
 
+# Where each command takes the vocabulary size, for error hints raised below the CLI.
+_VOCAB_SETTING = ("`--set tokenizer.vocab_size=N` in `seq2seq train` and `seq2seq classifier train`, "
+                  "`--vocab-size N` in `seq2seq tokenizer train` and `seq2seq classifier train`")
+
+
 def _explain_trainer_error(message: str, vocab_size: int, n_sentences: int) -> str:
     """Turns SentencePiece's internal error messages into one the user can act on."""
     if match := _TOO_HIGH.search(message):
         return (
             f"vocabulary size {vocab_size} is too large for this input: {n_sentences} sentences "
-            f"yield at most {match.group(2)} pieces; use --vocab-size {match.group(2)} or less, "
+            f"yield at most {match.group(2)} pieces; use {match.group(2)} or less ({_VOCAB_SETTING}), "
             "or train on more text"
         )
     if match := _TOO_SMALL.search(message):
         return (
             f"vocabulary size {vocab_size} is too small for the {match.group(2)} distinct characters "
-            f"and reserved pieces of this input; use --vocab-size {match.group(2)} or more, "
-            "or lower --character-coverage (e.g. 0.9995)"
+            f"and reserved pieces of this input; use {match.group(2)} or more ({_VOCAB_SETTING}), "
+            "or lower the character coverage, e.g. 0.9995 (`--set tokenizer.character_coverage=0.9995`, "
+            "`--character-coverage` of `seq2seq tokenizer train`)"
         )
     return f"SentencePiece training failed: {message}"
 

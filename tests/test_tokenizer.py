@@ -91,13 +91,13 @@ def test_bad_input_files_raise_user_errors(tmp_path, make_input, message):
 
 
 def test_too_large_vocabulary_is_explained(tmp_path):
-    with pytest.raises(UserError, match=r"vocabulary size 5000 is too large .* use --vocab-size \d+ or less"):
+    with pytest.raises(UserError, match=r"vocabulary size 5000 is too large .* use \d+ or less .*--set tokenizer.vocab_size=N"):
         train_sentencepiece_from_sentences(SENTENCES, tmp_path, vocab_size=5000)
 
 
 def test_too_small_vocabulary_is_explained(tmp_path):
     # 25 characters and 20 reserved pieces (4 special, 16 placeholder tokens).
-    with pytest.raises(UserError, match=r"vocabulary size 30 is too small .* use --vocab-size 45 or more"):
+    with pytest.raises(UserError, match=r"vocabulary size 30 is too small .* use 45 or more .*--vocab-size N. in .seq2seq tokenizer train"):
         train_sentencepiece_from_sentences(SENTENCES, tmp_path, vocab_size=30)
     with pytest.raises(UserError, match=r"vocabulary size 20 is too small: it must exceed the 20 reserved"):
         train_sentencepiece_from_sentences(SENTENCES, tmp_path, vocab_size=20)
