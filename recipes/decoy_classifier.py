@@ -27,7 +27,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from seq2seq.classification import with_overrides  # noqa: E402
+from seq2seq.runs.classification import with_overrides  # noqa: E402
 from seq2seq.studies.decoy import DecoyConfig, format_table, quick, run_experiment, small_run  # noqa: E402
 
 

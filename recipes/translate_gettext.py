@@ -21,8 +21,8 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from seq2seq import config_io  # noqa: E402
-from seq2seq.run_config import (  # noqa: E402
+from seq2seq.runs import config_io  # noqa: E402
+from seq2seq.runs.config import (  # noqa: E402
     BatchingConfig, DataConfig, DecodeConfig, ModelConfig, RunConfig, TokenizerConfig, TrainingConfig,
 )
 
@@ -86,7 +86,7 @@ def run(config: RunConfig, out: str) -> int:
     from pathlib import Path
 
     from seq2seq.attention_plot import save_attention_heatmaps
-    from seq2seq.translation import attention_alignments, export_run, load_run, train_run, translate_texts
+    from seq2seq.runs.translation import attention_alignments, export_run, load_run, train_run, translate_texts
 
     metrics = train_run(config, out, log=lambda message: print(message, file=sys.stderr))
     run = load_run(out)

@@ -1,6 +1,6 @@
 """Attention heatmaps as PNG: which source pieces each output piece looked at.
 
-    alignments = seq2seq.translation.attention_alignments(run, ["Open file", "Save as"])
+    alignments = seq2seq.runs.translation.attention_alignments(run, ["Open file", "Save as"])
     save_attention_heatmaps(alignments, "attention.png")
 
 One panel per sentence, titled with the source and the translation exactly as

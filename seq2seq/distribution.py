@@ -31,7 +31,7 @@ import tempfile
 import numpy as np
 
 from seq2seq.errors import UserError
-from seq2seq.run_config import STRATEGIES
+from seq2seq.runs.config import STRATEGIES
 
 _CREATED = {}  # the multiworker strategy: TensorFlow allows one per process
 _PRIVATE_DIRS = {}  # a worker's private directory -> the run directory it stands for

@@ -58,7 +58,7 @@ from tensorflow.core.framework import summary_pb2
 
 from seq2seq import distribution
 from seq2seq.errors import UserError
-from seq2seq.run_config import LR_SCHEDULES
+from seq2seq.runs.config import LR_SCHEDULES
 from seq2seq.training_state import (
     BEST_DIR, CHECKPOINT_DIR, HISTORY_FILE, EndOfResumedEpoch, TrainingDivergedError, TrainingInterrupted,
     TrainingState,

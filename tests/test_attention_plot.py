@@ -10,7 +10,7 @@ from seq2seq.attention_plot import (
     piece_label,
     save_attention_heatmaps,
 )
-from seq2seq.run_config import DataConfig, DecodeConfig, ModelConfig, RunConfig, TokenizerConfig, TrainingConfig
+from seq2seq.runs.config import DataConfig, DecodeConfig, ModelConfig, RunConfig, TokenizerConfig, TrainingConfig
 
 # Beam search (2) as the recipe's full run decodes, and first-word casing on (the default).
 TINY = RunConfig(
@@ -24,7 +24,7 @@ TINY = RunConfig(
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    from seq2seq.translation import load_run, train_run
+    from seq2seq.runs.translation import load_run, train_run
 
     out = tmp_path_factory.mktemp("attention") / "run"
     train_run(TINY, out, progress=False, log=lambda message: None)
@@ -41,13 +41,13 @@ def sources(run):
 
 @pytest.fixture(scope="module")
 def alignments(run, sources):
-    from seq2seq.translation import attention_alignments
+    from seq2seq.runs.translation import attention_alignments
 
     return attention_alignments(run, sources)
 
 
 def test_the_outputs_are_the_translations_translate_prints(run, sources, alignments):
-    from seq2seq.translation import translate_texts
+    from seq2seq.runs.translation import translate_texts
 
     assert [a.source for a in alignments] == sources
     assert [a.output for a in alignments] == translate_texts(run, sources)
@@ -69,7 +69,7 @@ def test_the_output_pieces_spell_the_output_and_weights_are_distributions(alignm
 
 
 def test_each_panel_is_titled_with_its_translation_and_has_a_colour_bar(run, sources, alignments):
-    from seq2seq.translation import translate_texts
+    from seq2seq.runs.translation import translate_texts
 
     figure = draw_attention_heatmaps(alignments)
     panels = [axis for axis in figure.axes if axis.get_title(loc="left")]

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from seq2seq.classification import DEFAULT_SALIENCY_WEIGHT, ClassifierRunConfig, load_config
+from seq2seq.runs.classification import DEFAULT_SALIENCY_WEIGHT, ClassifierRunConfig, load_config
 from seq2seq.cli.classifier import SHORTHANDS, _train_command, train_config
 from seq2seq.cli.main import build_parser, main
 from seq2seq.data.generated import generate_labeled
@@ -122,7 +122,7 @@ def test_bad_input_is_one_line_and_exit_2(trained, capsys, argv, message):
 
 
 def test_predict_writes_one_json_line_per_input_line_with_the_errors_in_place(trained, tmp_path):
-    from seq2seq.classification import load_run, predictions
+    from seq2seq.runs.classification import load_run, predictions
 
     good = ["alfa bata sunel kivi", "omeg grumok"]
     lines = [good[0].encode(), b"caf\xc3\xa9\xff", b"", good[1].encode(), b"y" * 1001]
@@ -152,7 +152,7 @@ def test_strict_predict_stops_at_the_first_unreadable_line(trained, tmp_path, ca
 
 
 def test_the_run_is_built_and_trained_as_the_shorthands_say(trained):
-    from seq2seq.classification import load_run
+    from seq2seq.runs.classification import load_run
 
     run = load_run(trained["out"])
     model = run.classifier
@@ -168,7 +168,7 @@ def test_the_run_is_built_and_trained_as_the_shorthands_say(trained):
 
 def test_max_len_cuts_texts_to_max_len_minus_one_pieces(trained):
     """Words past the 11th piece get no attention (every generated word is one piece of TOKENIZER)."""
-    from seq2seq.classification import load_run, predictions
+    from seq2seq.runs.classification import load_run, predictions
 
     text = " ".join(["bata"] * 20)
     run = load_run(trained["out"])

@@ -138,8 +138,8 @@ def test_headline_separates_thousands_and_reports_unreadable_catalogs(tmp_path):
 
 
 def test_training_logs_the_headline_and_no_bad_lines(locale_dir):
-    from seq2seq.run_config import DataConfig, RunConfig
-    from seq2seq.translation import load_splits
+    from seq2seq.runs.config import DataConfig, RunConfig
+    from seq2seq.runs.translation import load_splits
 
     logged = []
     config = RunConfig(data=DataConfig(corpus="gettext", target_lang="fr", locale_dir=str(locale_dir),

@@ -23,10 +23,10 @@ def tokenizer():
 @pytest.fixture
 def run_dir(tmp_path):
     """A run directory with an untrained tiny Translator, laid out as `load_run` reads it."""
-    from seq2seq import config_io
+    from seq2seq.runs import config_io
     from seq2seq.data.batching import BatchingConfig
-    from seq2seq.run_config import DecodeConfig, ModelConfig, RunConfig
-    from seq2seq.translation import build_translator
+    from seq2seq.runs.config import DecodeConfig, ModelConfig, RunConfig
+    from seq2seq.runs.translation import build_translator
 
     directory = tmp_path / "run"
     directory.mkdir()

@@ -218,7 +218,7 @@ def test_a_trained_run_keeps_placeholders_in_evaluation_translation_and_export(t
     test = json.loads((tmp_path / "run" / "metrics.json").read_text())["test"]
     assert test["placeholder_sentences"] >= 10 and test["placeholder_rate"] == 1.0
 
-    from seq2seq.translation import load_run, translate_texts
+    from seq2seq.runs.translation import load_run, translate_texts
 
     run = load_run(tmp_path / "run")
     sources = [s for s, _ in _message_pairs(20, seed=1)] + ["print %s and {0} and <b>x</b>"]

@@ -1,6 +1,6 @@
 """`seq2seq.studies.decoy`: the decoy experiment's data and table (the training is the classifier run's)."""
 
-from seq2seq.classification import DEFAULT_SALIENCY_WEIGHT, ClassifierRunConfig
+from seq2seq.runs.classification import DEFAULT_SALIENCY_WEIGHT, ClassifierRunConfig
 from seq2seq.data.generated import DECOY_WORDS, POSITIVE_WORDS
 from seq2seq.studies.decoy import (DECOY_RUN, DecoyConfig, add_label_noise, decoy_splits, format_table,
                                    without_decoy)

@@ -169,7 +169,7 @@ def chosen_model(args) -> str | None:
 
 
 def _load_run(model: str, args) -> dict:
-    from seq2seq.translation import load_run
+    from seq2seq.runs.translation import load_run
 
     run = load_run(model)
     decode = run.config.decode
@@ -186,7 +186,7 @@ def _load_run(model: str, args) -> dict:
 def _fresh_translator(args, train_pairs) -> dict:
     from seq2seq.data.batching import BatchingConfig
     from seq2seq.models.translator import Translator
-    from seq2seq.run_config import DecodeConfig
+    from seq2seq.runs.config import DecodeConfig
     from seq2seq.tokenizer import SentencePieceTokenizer, train_sentencepiece_from_sentences
 
     if args.tokenizer:

@@ -71,7 +71,7 @@ def _three(cls, args, loss, **kwargs):
     """plain / zero_weight / penalized copies of `cls(**kwargs)` with the same initial weights."""
     import keras
 
-    from seq2seq.classification import DEFAULT_SALIENCY_WEIGHT
+    from seq2seq.runs.classification import DEFAULT_SALIENCY_WEIGHT
 
     class PlainStep(cls):
         train_step = keras.Model.train_step  # Keras' own TensorFlow train step

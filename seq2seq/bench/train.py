@@ -141,7 +141,7 @@ def gettext_split(target: str, locale_dir: str):
     """The train/valid/test split `seq2seq train` uses on the gettext corpus."""
     from seq2seq.data.gettext import read_gettext
     from seq2seq.data.split import split_pairs
-    from seq2seq.run_config import DataConfig
+    from seq2seq.runs.config import DataConfig
 
     defaults = DataConfig()
     pairs, _ = read_gettext(target, locale_dir=locale_dir)

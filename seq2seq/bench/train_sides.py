@@ -152,8 +152,8 @@ class KitSide(Side):
     """The kit's `seq2seq train` path: run defaults (lengths 40), its pipeline, its driver."""
 
     def __init__(self, options: dict):
-        from seq2seq import config_io
-        from seq2seq.run_config import RunConfig
+        from seq2seq.runs import config_io
+        from seq2seq.runs.config import RunConfig
 
         overrides = config_io.parse_overrides(
             [f"batching.max_source_len={MAX_LEN}", f"batching.max_target_len={MAX_LEN}", *options["kit_set"]])
@@ -178,7 +178,7 @@ class KitSide(Side):
     def fit(self, pauser) -> None:
         """Compiles as `seq2seq.training.train` does (Adam, global clipping) and fits."""
         from seq2seq.data.pipeline import make_translation_dataset
-        from seq2seq.translation import build_translator, make_loss
+        from seq2seq.runs.translation import build_translator, make_loss
 
         train_pairs, config = self.split.train, self.config
         dataset = make_translation_dataset([p.source for p in train_pairs], [p.target for p in train_pairs],

@@ -72,7 +72,7 @@ def register(subparsers) -> None:
 
 
 def _register_train(commands) -> None:
-    from seq2seq.classification import DEFAULT_SALIENCY_WEIGHT, ClassifierRunConfig
+    from seq2seq.runs.classification import DEFAULT_SALIENCY_WEIGHT, ClassifierRunConfig
 
     defaults = ClassifierRunConfig()
     train = commands.add_parser(
@@ -124,7 +124,7 @@ def _add_model_argument(parser) -> None:
 
 
 def run_train(args) -> int:
-    from seq2seq import classification
+    from seq2seq.runs import classification
     from seq2seq.cli.quiet import import_tensorflow_quietly
 
     train_examples = _read_labeled(args.data, args.strict)
@@ -149,7 +149,7 @@ def train_config(args, train_examples):
     Without a saliency weight anywhere, the weight comes from the data
     (`resolve_saliency_weight`: the default weight when `train_examples` carry masks, else 0).
     """
-    from seq2seq import classification, config_io
+    from seq2seq.runs import classification, config_io
 
     table = config_io.load_toml(args.config) if args.config else {}
     overrides = config_io.parse_overrides(args.overrides)
@@ -205,7 +205,7 @@ def _train_command(args) -> str:
 
 
 def run_evaluate(args) -> int:
-    from seq2seq.classification import evaluate_examples, load_run
+    from seq2seq.runs.classification import evaluate_examples, load_run
 
     run = load_run(args.model)
     examples = _read_labeled(args.data, strict=False)
@@ -214,7 +214,7 @@ def run_evaluate(args) -> int:
 
 
 def run_predict(args) -> int:
-    from seq2seq.classification import load_run, predictions
+    from seq2seq.runs.classification import load_run, predictions
 
     run = load_run(args.model)
     lines = read_input_lines(args.input, strict=args.strict)
@@ -231,7 +231,7 @@ def run_predict(args) -> int:
 
 
 def run_export(args) -> int:
-    from seq2seq.classification import export_run, load_run
+    from seq2seq.runs.classification import export_run, load_run
 
     path = export_run(load_run(args.model), args.out)
     log(f"exported to {path}")

@@ -169,7 +169,7 @@ def decode_data(model: Path | None, data: Path | None, beam: int | None,
 
     import_tensorflow_quietly()
     from seq2seq.diagnostics.translator import decode_run
-    from seq2seq.translation import load_run
+    from seq2seq.runs.translation import load_run
 
     run = load_run(model)
     lines, pairs = read_pair_lines(data, strict=strict)

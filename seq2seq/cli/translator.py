@@ -80,9 +80,9 @@ def _add_strict_argument(parser, lenient: str) -> None:
 
 
 def run_train(args) -> int:
-    from seq2seq import config_io
+    from seq2seq.runs import config_io
     from seq2seq.distribution import is_chief_task, worker_dir
-    from seq2seq.run_config import RunConfig
+    from seq2seq.runs.config import RunConfig
 
     overrides = list(args.overrides)
     if args.seed is not None:
@@ -109,7 +109,7 @@ def _train_in(config, out: Path, args, chief: bool):
     """Checks `out`, starts TensorFlow and trains into `out`; None after Ctrl-C."""
     from seq2seq.cli.quiet import import_tensorflow_quietly
     from seq2seq.distribution import distribution_strategy, lost_workers_reported, wait_for_workers
-    from seq2seq.translation import prepare_run_dir, train_run
+    from seq2seq.runs.translation import prepare_run_dir, train_run
 
     prepare_run_dir(config, out, log=log)
     multiworker = config.train.strategy == "multiworker"
@@ -146,7 +146,7 @@ def _train_command(args) -> str:
 
 
 def run_translate(args) -> int:
-    from seq2seq.translation import load_run, translate_texts
+    from seq2seq.runs.translation import load_run, translate_texts
 
     run = load_run(args.model)
     lines = read_input_lines(args.input, strict=args.strict)
@@ -163,7 +163,7 @@ def run_translate(args) -> int:
 
 def run_evaluate(args) -> int:
     from seq2seq.evaluation import evaluate_translations
-    from seq2seq.translation import load_run, translate_texts
+    from seq2seq.runs.translation import load_run, translate_texts
 
     run = load_run(args.model)
     lines, pairs = read_pair_lines(args.data, strict=args.strict)
@@ -179,7 +179,7 @@ def run_evaluate(args) -> int:
 
 
 def run_export(args) -> int:
-    from seq2seq.translation import export_run, load_run
+    from seq2seq.runs.translation import export_run, load_run
 
     path = export_run(load_run(args.model), args.out, beam_size=args.beam, max_length=args.max_length)
     log(f"exported to {path}")

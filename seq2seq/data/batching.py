@@ -33,7 +33,7 @@ class BatchingConfig:
 
     # Longest source fed to the encoder, END included; longer ones are cut
     # to `max_source_len - 1` pieces + END. 0 = chosen from the training data
-    # by `seq2seq train` (`seq2seq.data_defaults`); the pipeline needs a number.
+    # by `seq2seq train` (`seq2seq.runs.data_defaults`); the pipeline needs a number.
     max_source_len: int = 64
     # Longest decoder input/output, START (in) or END (out) included (0 as above).
     max_target_len: int = 64

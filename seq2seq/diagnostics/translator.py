@@ -1,6 +1,6 @@
 """Decoding a translator for diagnosis: the token ids `seq2seq diagnose --model DIR --data FILE` measures.
 
-`decode_run` decodes a run directory's model (`seq2seq.translation.load_run`)
+`decode_run` decodes a run directory's model (`seq2seq.runs.translation.load_run`)
 with the run's decode settings and returns the outputs' and the references'
 token ids; `diagnose_translator` decodes with explicit settings and returns the
 `Diagnosis` and the detokenized outputs. Ids rather than text, so that END at
@@ -28,10 +28,10 @@ def decode_ids(translator, tokenizer, texts, *, max_source_len: int, max_length:
 def decode_run(run, pairs, beam_size=None) -> tuple[list[list[int]], list[list[int]]]:
     """A run's token ids for the pairs' sources and the references' ids, with its decode settings.
 
-    `run` is a `seq2seq.translation.TranslationRun` (`load_run(directory)`);
+    `run` is a `seq2seq.runs.translation.TranslationRun` (`load_run(directory)`);
     `beam_size` None uses the run's.
     """
-    from seq2seq.translation import decode_options
+    from seq2seq.runs.translation import decode_options
 
     config = run.config
     predictions = decode_ids(run.translator, run.tokenizer, [pair.source for pair in pairs],

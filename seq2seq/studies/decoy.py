@@ -29,7 +29,7 @@ import random
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from seq2seq.classification import (DEFAULT_SALIENCY_WEIGHT, ClassifierRunConfig, evaluate_examples, load_run,
+from seq2seq.runs.classification import (DEFAULT_SALIENCY_WEIGHT, ClassifierRunConfig, evaluate_examples, load_run,
                                     train_run, with_overrides)
 from seq2seq.data.generated import DECOY_WORDS, LABELS, generate_labeled
 from seq2seq.data.reader import LabeledText
@@ -124,7 +124,7 @@ def run_experiment(config: DecoyConfig, out_dir, *, progress: bool = False, log=
 
 
 def _mean_first_word_attention(run, examples: list[LabeledText]) -> float:
-    from seq2seq.classification import classify_texts
+    from seq2seq.runs.classification import classify_texts
 
     attention = classify_texts(run, [e.text for e in examples])["word_attention"]
     return round(float(sum(a[0] for a in attention) / len(attention)), 4)
@@ -135,7 +135,7 @@ def _decoy_flip_rate(run, examples: list[LabeledText]) -> float:
 
     The direct measure of the shortcut: 0 = the decoy's identity never decides, 1 = it always does.
     """
-    from seq2seq.classification import classify_texts
+    from seq2seq.runs.classification import classify_texts
 
     swap = {DECOY_WORDS[label]: DECOY_WORDS[LABELS[1 - i]] for i, label in enumerate(LABELS)}
     texts = [e.text for e in examples]

@@ -2,7 +2,7 @@ import dataclasses
 
 import pytest
 
-from seq2seq.config_io import build, load_toml, parse_overrides, to_toml
+from seq2seq.runs.config_io import build, load_toml, parse_overrides, to_toml
 from seq2seq.errors import UserError
 
 

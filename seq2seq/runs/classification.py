@@ -1,6 +1,6 @@
 """Classifier runs: labeled texts to a trained attention classifier, and a run directory back to predictions.
 
-A run directory mirrors a translator run's (`seq2seq.translation`):
+A run directory mirrors a translator run's (`seq2seq.runs.translation`):
 
     config.toml      the resolved ClassifierRunConfig
     labels.json      the label names, sorted; a label's index is its class id
@@ -24,12 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
-from seq2seq import config_io
+from seq2seq.runs import config_io
 from seq2seq.atomic import atomic_write_text
 from seq2seq.data.batching import BatchingConfig
 from seq2seq.data.reader import LabeledText
 from seq2seq.errors import UserError
-from seq2seq.run_dir import CONFIG_FILE, prepare_any_run_dir
+from seq2seq.runs.directory import CONFIG_FILE, prepare_any_run_dir
 
 LABELS_FILE = "labels.json"
 TOKENIZER_FILE = "tokenizer.model"
@@ -46,7 +46,7 @@ RETRAIN = "seq2seq classifier train --data TRAIN.tsv --valid VALID.tsv --out DIR
 # with exactly these defaults on the decoy task (`seq2seq.studies.decoy`,
 # `recipes/decoy_classifier.py`; the table is in docs/classifier.md). Written out rather than
 # imported, because `seq2seq.saliency` starts TensorFlow and the CLI's parser reads
-# this module; tests/test_classification.py checks that the two are equal.
+# this module; tests/test_runs_classification.py checks that the two are equal.
 DEFAULT_SALIENCY_WEIGHT = 1000.0
 # Texts per call of the fast predict path (bounds memory on big inputs).
 PREDICT_CHUNK = 16384
@@ -259,10 +259,10 @@ def load_run(run_dir) -> ClassifierRun:
     """Loads the config, labels, tokenizer and trained classifier of a run directory.
 
     A file that is missing, empty, cut short or from another run is a one-line
-    `UserError` naming it and the fix (`seq2seq.run_files`).
+    `UserError` naming it and the fix (`seq2seq.runs.files`).
     """
     from seq2seq.models.classifier import Classifier
-    from seq2seq.run_files import RunFiles
+    from seq2seq.runs.files import RunFiles
 
     files = RunFiles(Path(run_dir), "a trained classifier run", RETRAIN)
     files.require((CONFIG_FILE, LABELS_FILE, TOKENIZER_FILE, MODEL_FILE))

@@ -1,7 +1,7 @@
 """Reading the files of a trained run directory back, each failure one `UserError` line.
 
-Translator and classifier runs (`seq2seq.translation.load_run`,
-`seq2seq.classification.load_run`) are read from files a user can delete,
+Translator and classifier runs (`seq2seq.runs.translation.load_run`,
+`seq2seq.runs.classification.load_run`) are read from files a user can delete,
 truncate, empty or copy in from another run. `RunFiles` reads each one and turns
 whatever is wrong with it into a `UserError` that names the file, says what is
 wrong and what to do (retrain, copy the right file back, or point `--model` at
@@ -22,7 +22,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from seq2seq import config_io
+from seq2seq.runs import config_io
 from seq2seq.errors import UserError
 
 ELSEWHERE = "point --model at another run directory"

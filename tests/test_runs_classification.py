@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from seq2seq import classification
-from seq2seq.classification import (DEFAULT_SALIENCY_WEIGHT, ClassifierRunConfig, label_vocabulary,
+from seq2seq.runs import classification
+from seq2seq.runs.classification import (DEFAULT_SALIENCY_WEIGHT, ClassifierRunConfig, label_vocabulary,
                                     resolve_saliency_weight, with_overrides)
 from seq2seq.data.generated import generate_labeled
 from seq2seq.data.reader import LabeledText

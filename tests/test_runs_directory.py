@@ -4,11 +4,11 @@ import dataclasses
 
 import pytest
 
-from seq2seq import classification, config_io, translation
-from seq2seq.classification import ClassifierRunConfig
+from seq2seq.runs import classification, config_io, translation
+from seq2seq.runs.classification import ClassifierRunConfig
 from seq2seq.errors import UserError
-from seq2seq.run_config import RunConfig
-from seq2seq.run_dir import CONFIG_FILE, prepare_any_run_dir
+from seq2seq.runs.config import RunConfig
+from seq2seq.runs.directory import CONFIG_FILE, prepare_any_run_dir
 
 RUNS = [
     pytest.param(ClassifierRunConfig, classification.RESUMABLE_TRAIN_FIELDS, "units", id="classifier"),

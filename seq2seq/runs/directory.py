@@ -11,7 +11,7 @@ import dataclasses
 import shutil
 from pathlib import Path
 
-from seq2seq import config_io
+from seq2seq.runs import config_io
 from seq2seq.atomic import atomic_write_text
 from seq2seq.errors import UserError
 

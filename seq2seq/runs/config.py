@@ -1,7 +1,7 @@
 """The configuration of a translator run: one frozen dataclass per TOML section.
 
 `seq2seq train --config run.toml --set model.units=128` builds a `RunConfig`
-from the file and the overrides (`seq2seq.config_io.build`); every field has a
+from the file and the overrides (`seq2seq.runs.config_io.build`); every field has a
 default, so an empty file is a valid configuration. The resolved configuration
 is written to the run directory as `config.toml`, which is how `translate`,
 `evaluate` and `export` rebuild the run.
@@ -62,7 +62,7 @@ class TokenizerConfig:
     # An existing .model file; "" trains one on the training split into the run directory.
     model: str = ""
     # Pieces, the reserved ones included; an upper bound (a corpus with fewer pieces gets fewer).
-    # 0 = chosen from the training data: its characters + one piece per 50 pairs (`seq2seq.data_defaults`).
+    # 0 = chosen from the training data: its characters + one piece per 50 pairs (`seq2seq.runs.data_defaults`).
     vocab_size: int = 0
     model_type: str = "unigram"
     character_coverage: float = 1.0

@@ -2,7 +2,7 @@
 
 One tiny translator run and one tiny classifier run are trained once for the
 module; each case copies one, damages one file, and runs a command that loads
-the run (`seq2seq.run_files` does the reading).
+the run (`seq2seq.runs.files` does the reading).
 """
 
 import contextlib

@@ -6,10 +6,10 @@ import sys
 
 import pytest
 
-from seq2seq import config_io
+from seq2seq.runs import config_io
 from seq2seq.cli.main import main
 from seq2seq.data.generated import generate_pairs
-from seq2seq.run_config import RunConfig
+from seq2seq.runs.config import RunConfig
 
 TINY = """
 [data]
@@ -116,8 +116,8 @@ def test_an_unknown_config_key_is_a_clear_error(tmp_path, capsys):
 
 
 def test_max_train_words_filters_only_the_training_split():
-    from seq2seq.run_config import DataConfig
-    from seq2seq.translation import load_splits
+    from seq2seq.runs.config import DataConfig
+    from seq2seq.runs.translation import load_splits
 
     data = DataConfig(corpus="generated", task="copy", generated_pairs=300)
     full = load_splits(RunConfig(data=data), log=lambda message: None)
@@ -129,7 +129,7 @@ def test_max_train_words_filters_only_the_training_split():
 
 
 def test_model_precision_builds_a_bfloat16_translator():
-    from seq2seq.translation import build_translator
+    from seq2seq.runs.translation import build_translator
 
     config = config_io.build(RunConfig, {}, config_io.parse_overrides(
         ["model.precision=mixed_bfloat16", "model.units=4", "model.embed_dim=4"]))
@@ -152,7 +152,7 @@ def test_a_bad_setting_is_a_clear_error(tmp_path, capsys, overrides, message):
 
 
 def test_a_run_translates_a_rarely_capitalised_first_word_as_its_lowercase_form(run_dir):
-    from seq2seq.translation import load_run, translate_texts
+    from seq2seq.runs.translation import load_run, translate_texts
 
     run = load_run(run_dir)
     assert run.casing.words == json.loads((run_dir / "casing.json").read_text())["lower_first_words"]
@@ -179,7 +179,7 @@ def seq2seq(*args, stdin=b""):
 
 
 def test_translate_writes_an_empty_line_and_a_warning_for_each_unreadable_line(run_dir):
-    from seq2seq.translation import load_run, translate_texts
+    from seq2seq.runs.translation import load_run, translate_texts
 
     result = seq2seq("translate", "--model", str(run_dir), stdin=b"\n".join(MESSY) + b"\n")
     assert result.returncode == 0, result.stderr.decode()
@@ -208,7 +208,7 @@ def messy_tsv(path):
 
 def test_evaluate_scores_the_readable_pairs_and_lists_the_skipped_lines(run_dir, tmp_path):
     from seq2seq.evaluation import evaluate_translations
-    from seq2seq.translation import load_run, translate_texts
+    from seq2seq.runs.translation import load_run, translate_texts
 
     result = seq2seq("evaluate", "--model", str(run_dir), "--data", str(messy_tsv(tmp_path / "test.tsv")))
     assert result.returncode == 0, result.stderr.decode()

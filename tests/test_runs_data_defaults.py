@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from seq2seq import config_io, data_defaults
+from seq2seq.runs import config_io, data_defaults
 from seq2seq.cli.main import main
-from seq2seq.run_config import RunConfig
+from seq2seq.runs.config import RunConfig
 
 
 @pytest.mark.parametrize("pairs, characters, expected", [

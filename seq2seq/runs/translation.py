@@ -19,12 +19,12 @@ import json
 import time
 from pathlib import Path
 
-from seq2seq import config_io
+from seq2seq.runs import config_io
 from seq2seq.atomic import atomic_write_text
 from seq2seq.data.reader import Pair, read_corpus
 from seq2seq.data.split import Split, split_pairs
-from seq2seq.run_config import RunConfig
-from seq2seq.run_dir import CONFIG_FILE, prepare_any_run_dir
+from seq2seq.runs.config import RunConfig
+from seq2seq.runs.directory import CONFIG_FILE, prepare_any_run_dir
 
 TOKENIZER_FILE = "tokenizer.model"
 MODEL_FILE = "model.keras"
@@ -112,14 +112,14 @@ def prepare_tokenizer(config: RunConfig, train_pairs: list[Pair], run_dir: Path)
 
 
 def resolve_data_defaults(config: RunConfig, train_pairs: list[Pair], run_dir: Path, log=print):
-    """Chooses the settings left at 0 from the training pairs (`seq2seq.data_defaults`).
+    """Chooses the settings left at 0 from the training pairs (`seq2seq.runs.data_defaults`).
 
     Trains (or keeps) the run's tokenizer on the way, since the length cuts
     count its pieces. Returns `(resolved RunConfig, SentencePieceTokenizer)` and
     writes the resolved config to `run_dir/config.toml`, which is what
     `load_run` reads back.
     """
-    from seq2seq import data_defaults as auto
+    from seq2seq.runs import data_defaults as auto
     from seq2seq.data.batching import model_lengths
     from seq2seq.data.pipeline import count_pieces
     from seq2seq.tokenizer import SentencePieceTokenizer
@@ -275,7 +275,7 @@ def prepare_run_dir(config: RunConfig, run_dir: Path, log=print) -> Path:
 
 def with_saved_choices(config: RunConfig, run_dir) -> RunConfig:
     """`config` with the settings a saved run in `run_dir` chose from its data, for those left at 0."""
-    from seq2seq.data_defaults import fill_from
+    from seq2seq.runs.data_defaults import fill_from
 
     saved = Path(run_dir) / CONFIG_FILE
     if not saved.is_file():
@@ -291,10 +291,10 @@ def load_run(run_dir) -> TranslationRun:
 
     A file that is missing, empty, cut short or from another run (a tokenizer
     whose vocabulary is not the model's, a config whose sizes are not the
-    model's) is a one-line `UserError` naming it and the fix (`seq2seq.run_files`).
+    model's) is a one-line `UserError` naming it and the fix (`seq2seq.runs.files`).
     """
     from seq2seq.models.translator import Translator
-    from seq2seq.run_files import RunFiles
+    from seq2seq.runs.files import RunFiles
 
     files = RunFiles(Path(run_dir), "a trained run directory", RETRAIN)
     files.require((CONFIG_FILE, TOKENIZER_FILE, MODEL_FILE))
@@ -318,7 +318,7 @@ def learn_casing(train_pairs: list[Pair], run_dir: Path):
 
 
 def _load_casing(files):
-    """The run's `FirstWordCasing` from casing.json (`files`: the run's `seq2seq.run_files.RunFiles`)."""
+    """The run's `FirstWordCasing` from casing.json (`files`: the run's `seq2seq.runs.files.RunFiles`)."""
     from seq2seq.casing import FirstWordCasing
 
     if not (files.directory / CASING_FILE).is_file():
