@@ -1,0 +1,161 @@
+"""Checkpoint averaging: a run directory whose weights are the mean of a run's last N step checkpoints.
+
+    seq2seq average --model runs/en-fr --last 5 --out runs/en-fr-avg
+
+A translator run keeps its last `train.keep_checkpoints` checkpoints under
+`checkpoints/` (one each epoch, and every `train.checkpoint_every_steps`
+optimizer steps). `average_run` reads the model weights of the newest `last`
+of them (not the optimizer's moments, nor the training state), takes their
+element-wise mean in float64, and writes a new run directory: the run's
+`config.toml`, `tokenizer.model` and `casing.json` copied, a `model.keras` with
+the mean weights, and `averaged.json` naming the checkpoints averaged. That
+directory is a run like any other for `seq2seq translate | evaluate | export
+--model` (it has no checkpoints of its own: it is not for resuming training).
+
+`average_and_evaluate` also scores the averaged run on the run's test split
+next to the run's own score: the hook a recipe calls to report BLEU with and
+without averaging. Why and when averaging helps: docs/checkpoints.md.
+"""
+
+import json
+import shutil
+from pathlib import Path
+
+from seq2seq.errors import UserError
+from seq2seq.run_dir import CONFIG_FILE
+from seq2seq.training_state import CHECKPOINT_DIR
+from seq2seq.translation import CASING_FILE, METRICS_FILE, MODEL_FILE, TOKENIZER_FILE
+
+AVERAGED_FILE = "averaged.json"
+# What an averaged run copies from its run as is (casing.json when the run has one).
+COPIED_FILES = (CONFIG_FILE, TOKENIZER_FILE, CASING_FILE)
+_PREFIX = "ckpt-"
+
+
+def step_checkpoints(run_dir) -> list[tuple[int, str]]:
+    """`(optimizer step, checkpoint path)` of each checkpoint kept in `run_dir/checkpoints`, oldest first.
+
+    Read from the files on disk (`ckpt-<step>.index`), not from the
+    `checkpoint` state file, so a run directory moved elsewhere still lists them.
+    """
+    found = []
+    for index in (Path(run_dir) / CHECKPOINT_DIR).glob(f"{_PREFIX}*.index"):
+        step = index.name[len(_PREFIX): -len(".index")]
+        if step.isdigit():
+            found.append((int(step), str(index.with_suffix(""))))
+    return sorted(found)
+
+
+def last_checkpoints(run_dir, last: int) -> list[tuple[int, str]]:
+    """The newest `last` of `step_checkpoints(run_dir)`, oldest first.
+
+    Raises:
+        ValueError: `last` < 1.
+        UserError: the run keeps fewer than `last`; the message says how many it
+            has and which settings keep more.
+    """
+    if last < 1:
+        raise ValueError(f"Expected last >= 1 checkpoints to average. Received: last={last!r}")
+    kept = step_checkpoints(run_dir)
+    if last > len(kept):
+        steps = ", ".join(str(step) for step, _ in kept) or "none"
+        raise UserError(
+            f"cannot average the last {last} checkpoints: {Path(run_dir) / CHECKPOINT_DIR} keeps {len(kept)} "
+            f"(optimizer steps: {steps}); average at most {len(kept)}, or train with "
+            f"--set train.keep_checkpoints={last} (and train.checkpoint_every_steps to save them more often "
+            "than once an epoch)"
+        )
+    return kept[-last:]
+
+
+def average_weights(model, paths: list[str]) -> None:
+    """Sets each of `model.weights` to the element-wise mean of its values in the checkpoints `paths`.
+
+    Each checkpoint is one `seq2seq.training_state.TrainingState` saved (a
+    `tf.train.Checkpoint` with `model=`); only the model's weights are read
+    (`expect_partial`), and every one of them must be in each checkpoint. The
+    mean is taken in float64 and cast back to each weight's dtype; a weight
+    that is not floating point keeps the value of the last checkpoint.
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    if not paths:
+        raise ValueError("Expected at least one checkpoint to average. Received: paths=[]")
+    sums = [np.zeros(weight.shape, np.float64) for weight in model.weights]
+    checkpoint = tf.train.Checkpoint(model=model)
+    for path in paths:
+        try:
+            checkpoint.restore(path).expect_partial().assert_existing_objects_matched()
+        except (tf.errors.OpError, ValueError, AssertionError) as error:
+            raise UserError(f"checkpoint {path} does not hold this run's model weights ({type(error).__name__}: "
+                            f"{str(error).strip().splitlines()[0][:200] if str(error).strip() else ''}); "
+                            "average fewer checkpoints with --last") from None
+        for total, weight in zip(sums, model.weights):
+            total += weight.numpy()
+    for total, weight in zip(sums, model.weights):
+        if np.issubdtype(np.dtype(weight.dtype), np.floating):
+            weight.assign((total / len(paths)).astype(weight.dtype))
+
+
+def average_run(run_dir, out_dir, last: int, *, log=print) -> Path:
+    """Writes to `out_dir` a run whose weights are the mean of `run_dir`'s last `last` step checkpoints.
+
+    Args:
+        run_dir: a trained translator run directory with its `checkpoints/`.
+        out_dir: the averaged run's directory; must not exist, or be empty.
+        last: how many of the newest checkpoints to average (1 = the last
+            checkpoint's weights alone, which are not always model.keras's:
+            model.keras holds the best epoch's).
+
+    Returns:
+        `out_dir` as a Path. Raises `UserError` when the run keeps fewer than
+        `last` checkpoints or `out_dir` holds files.
+    """
+    from seq2seq.translation import load_run
+
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise UserError(f"{out_dir} already exists and is not an empty directory; pass a new --out directory")
+    run = load_run(run_dir)  # the model to average into, and a check that the run is whole
+    chosen = last_checkpoints(run_dir, last)
+    average_weights(run.translator, [path for _, path in chosen])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in COPIED_FILES:
+        if (run_dir / name).is_file():
+            shutil.copy2(run_dir / name, out_dir / name)
+    run.translator.save(out_dir / MODEL_FILE)
+    record = {"run": str(run_dir), "steps": [step for step, _ in chosen], "checkpoints": [p for _, p in chosen]}
+    (out_dir / AVERAGED_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    log(f"averaged the checkpoints of optimizer steps {', '.join(map(str, record['steps']))} into {out_dir}")
+    return out_dir
+
+
+def average_and_evaluate(run_dir, out_dir, last: int, *, progress: bool = False, log=print) -> dict:
+    """`average_run`, then the averaged run's test-split scores next to the run's own.
+
+    The test split is the run's (its config's corpus and split seed). The run's
+    own score is read from its `metrics.json` (`train_run` wrote it with the
+    same decoding settings), or computed when that file is missing.
+
+    Returns (and writes to `out_dir/metrics.json`):
+        `{"averaged_steps": [optimizer steps], "test": averaged run's metrics,
+        "test_without_averaging": the run's}`, each metrics dict as
+        `seq2seq.translation.evaluate_pairs` returns it (bleu, chrf, ...).
+    """
+    from seq2seq.translation import evaluate_pairs, load_run, load_splits
+
+    out_dir = average_run(run_dir, out_dir, last, log=log)
+    averaged = load_run(out_dir)
+    test = load_splits(averaged.config, log).test
+    saved = Path(run_dir) / METRICS_FILE
+    before = json.loads(saved.read_text()).get("test") if saved.is_file() else None
+    if before is None:
+        before = evaluate_pairs(load_run(run_dir), test, progress=progress)
+    metrics = {
+        "averaged_steps": json.loads((out_dir / AVERAGED_FILE).read_text())["steps"],
+        "test": evaluate_pairs(averaged, test, progress=progress),
+        "test_without_averaging": before,
+    }
+    (out_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics
