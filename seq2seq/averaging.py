@@ -68,34 +68,54 @@ def last_checkpoints(run_dir, last: int) -> list[tuple[int, str]]:
     return kept[-last:]
 
 
-def average_weights(model, paths: list[str]) -> None:
-    """Sets each of `model.weights` to the element-wise mean of its values in the checkpoints `paths`.
+def mean_weights(model, paths: list[str]) -> list:
+    """The element-wise means of `model.weights`' values in the checkpoints `paths`, in that order.
 
     Each checkpoint is one `seq2seq.training_state.TrainingState` saved (a
-    `tf.train.Checkpoint` with `model=`); only the model's weights are read
-    (`expect_partial`), and every one of them must be in each checkpoint. The
-    mean is taken in float64 and cast back to each weight's dtype; a weight
-    that is not floating point keeps the value of the last checkpoint.
+    `tf.train.Checkpoint` of the model and of its optimizer); only the model's
+    weights are read, into `model` (built, of the run's class and config),
+    whose weights are overwritten. Some weights (the recurrent layers', held
+    in lists) are reachable in a checkpoint only through the optimizer's list
+    of trainable variables, which training builds from `model.trainable_variables`
+    in that order: they are read from there.
+    Before each read every float weight is set to NaN, and a weight still NaN
+    after it is an error: no weight is silently left out. The means are
+    float64 NumPy arrays; a weight that is not floating point gives the last
+    checkpoint's value.
     """
     import numpy as np
     import tensorflow as tf
 
     if not paths:
         raise ValueError("Expected at least one checkpoint to average. Received: paths=[]")
+    floating = [np.issubdtype(np.dtype(weight.dtype), np.floating) for weight in model.weights]
     sums = [np.zeros(weight.shape, np.float64) for weight in model.weights]
-    checkpoint = tf.train.Checkpoint(model=model)
+    optimizer = tf.train.Checkpoint(_trainable_variables=list(model.trainable_variables))
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
     for path in paths:
+        for weight, is_float in zip(model.weights, floating):
+            if is_float:
+                weight.assign(tf.fill(weight.shape, tf.constant(np.nan, weight.dtype)))
         try:
-            checkpoint.restore(path).expect_partial().assert_existing_objects_matched()
+            checkpoint.restore(path).expect_partial()
         except (tf.errors.OpError, ValueError, AssertionError) as error:
-            raise UserError(f"checkpoint {path} does not hold this run's model weights ({type(error).__name__}: "
-                            f"{str(error).strip().splitlines()[0][:200] if str(error).strip() else ''}); "
-                            "average fewer checkpoints with --last") from None
-        for total, weight in zip(sums, model.weights):
-            total += weight.numpy()
-    for total, weight in zip(sums, model.weights):
-        if np.issubdtype(np.dtype(weight.dtype), np.floating):
-            weight.assign((total / len(paths)).astype(weight.dtype))
+            detail = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+            raise UserError(f"checkpoint {path} does not load ({detail}); average fewer checkpoints with --last") \
+                from None
+        missing = [weight.path for weight, is_float in zip(model.weights, floating)
+                   if is_float and np.isnan(weight.numpy()).any()]
+        if missing:
+            raise UserError(f"checkpoint {path} lacks weights of the run's model ({', '.join(missing[:3])}"
+                            f"{', ...' if len(missing) > 3 else ''}); was it written by another run?")
+        for index, weight in enumerate(model.weights):
+            sums[index] = sums[index] + weight.numpy() if floating[index] else weight.numpy()
+    return [total / len(paths) if is_float else total for total, is_float in zip(sums, floating)]
+
+
+def assign_weights(model, values) -> None:
+    """Sets `model.weights` to `values` (in that order), each cast to its weight's dtype."""
+    for weight, value in zip(model.weights, values, strict=True):
+        weight.assign(value.astype(weight.dtype))
 
 
 def average_run(run_dir, out_dir, last: int, *, log=print) -> Path:
@@ -119,7 +139,7 @@ def average_run(run_dir, out_dir, last: int, *, log=print) -> Path:
         raise UserError(f"{out_dir} already exists and is not an empty directory; pass a new --out directory")
     run = load_run(run_dir)  # the model to average into, and a check that the run is whole
     chosen = last_checkpoints(run_dir, last)
-    average_weights(run.translator, [path for _, path in chosen])
+    assign_weights(run.translator, mean_weights(run.translator, [path for _, path in chosen]))
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in COPIED_FILES:
         if (run_dir / name).is_file():
