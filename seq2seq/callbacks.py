@@ -176,7 +176,8 @@ class SelectionScorer(keras.callbacks.Callback):
     and the TensorBoard scalars (`validation/epoch_bleu`, `epoch_chrf`) record
     them. With `log_dir`, the first `samples` sources, references and
     translations also go to TensorBoard as a text table (tag `translations`,
-    step = epochs done), in `log_dir/validation`.
+    step = epochs done), in `log_dir/validation`, and with `picture_fn` as well,
+    the picture it draws of them (tag `attention`: an attention heatmap).
 
     The scores are a function of the weights alone (a deterministic decoding
     of fixed sentences), so the callback holds no state of its own: the best
@@ -189,14 +190,19 @@ class SelectionScorer(keras.callbacks.Callback):
         references: one reference translation per source.
         log_dir: TensorBoard log root (the run's `logs/`); None = no text.
         samples: sentences shown as TensorBoard text each epoch.
+        picture_fn: `picture_fn(sources) -> (png bytes, width, height)` for the
+            first `samples` sources; None = no picture.
     """
 
     TEXT_METADATA = summary_pb2.SummaryMetadata(
         plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="text")
     ).SerializeToString()
+    IMAGE_METADATA = summary_pb2.SummaryMetadata(
+        plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="images")
+    ).SerializeToString()
 
     def __init__(self, decode_fn: Callable, sources: Sequence[str], references: Sequence[str],
-                 log_dir: str | None = None, samples: int = 3):
+                 log_dir: str | None = None, samples: int = 3, picture_fn: Callable | None = None):
         super().__init__()
         self.sources, self.references = list(sources), list(references)
         if not self.sources or len(self.sources) != len(self.references):
@@ -207,6 +213,7 @@ class SelectionScorer(keras.callbacks.Callback):
         self.decode_fn = decode_fn
         self.log_dir = log_dir
         self.samples = samples
+        self.picture_fn = picture_fn
         self.last_translations: list[str] = []  # of the last epoch's end
         self._writer = None
 
@@ -241,6 +248,11 @@ class SelectionScorer(keras.callbacks.Callback):
         with self._writer.as_default():
             tf.summary.write("translations", tf.constant(self.sample_table()), step=step,
                              metadata=self.TEXT_METADATA)
+            if self.picture_fn is not None:
+                png, width, height = self.picture_fn(self.sources[: self.samples])
+                # The images plugin's layout: [width, height, encoded image...] as strings.
+                tf.summary.write("attention", tf.constant([str(width), str(height), png]), step=step,
+                                 metadata=self.IMAGE_METADATA)
         self._writer.flush()
 
 

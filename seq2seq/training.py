@@ -424,7 +424,7 @@ class _ProgressBar(keras.callbacks.Callback):
     the saliency penalty is shown only for a model that has one (weight > 0).
     """
 
-    SHOWN = ("loss", "task_loss", "saliency_penalty", "accuracy")
+    SHOWN = ("loss", "task_loss", "saliency_penalty", "accuracy", "bleu", "chrf")  # bleu, chrf: validation only
 
     def on_train_begin(self, logs=None):
         with_penalty = getattr(self.model, "saliency_weight", 0) > 0

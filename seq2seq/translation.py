@@ -274,6 +274,10 @@ def _training_callbacks(config: RunConfig, translator, tokenizer, split: Split, 
         run = TranslationRun(config, tokenizer, translator, Path("."), casing)
         return translate_texts(run, sources, beam_size=1)
 
+    def attention_picture(sources):
+        run = TranslationRun(config, tokenizer, translator, Path("."), casing)
+        return attention_png(attention_alignments(run, sources, beam_size=1))
+
     callbacks = [CollapseMonitor(greedy, [p.source for p in probes], [p.target for p in probes],
                                  padding_masked=True)]
     if config.train.best_metric != "loss":
@@ -282,7 +286,7 @@ def _training_callbacks(config: RunConfig, translator, tokenizer, split: Split, 
                             "validation split is empty; raise data.valid_fraction or set train.best_metric = 'loss'")
         sample = split.valid[: config.train.selection_sentences]
         callbacks.append(SelectionScorer(greedy, [p.source for p in sample], [p.target for p in sample],
-                                         log_dir=str(run_dir / LOG_DIR)))
+                                         log_dir=str(run_dir / LOG_DIR), picture_fn=attention_picture))
     if config.train.max_minutes:
         callbacks.append(TimeBudget(config.train.max_minutes * 60))
     return callbacks
@@ -457,6 +461,21 @@ def attention_alignments(run: TranslationRun, texts: list[str], *, beam_size=Non
             weights = np.asarray(result.attention[row])[: len(output), : len(source)]
             alignments[index] = Alignment(texts[index], outputs[row].numpy().decode("utf-8"), source, output, weights)
     return alignments
+
+
+def attention_png(alignments) -> tuple[bytes, int, int]:
+    """`seq2seq.attention_plot.draw_attention_heatmaps(alignments)` as PNG bytes, with its width and height
+    in pixels."""
+    import io
+    import struct
+
+    from seq2seq.attention_plot import draw_attention_heatmaps
+
+    buffer = io.BytesIO()
+    draw_attention_heatmaps(alignments).savefig(buffer, format="png")
+    png = buffer.getvalue()
+    width, height = struct.unpack(">II", png[16:24])  # the IHDR chunk, right after the 8-byte signature
+    return png, width, height
 
 
 def _cased_sources(run: TranslationRun, texts: list[str]):

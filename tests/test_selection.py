@@ -1,6 +1,7 @@
 """The best checkpoint by a validation measure: SelectionScorer, TrainingState's monitor, train.best_metric."""
 
 import json
+import struct
 
 import keras
 import numpy as np
@@ -192,14 +193,19 @@ def test_model_keras_translates_the_selection_sample_with_the_best_score(chrf_ru
     assert score == pytest.approx(json.loads((chrf_run / "metrics.json").read_text())["training"]["best_value"])
 
 
-def test_tensorboard_has_the_measures_and_the_sample_translations_each_epoch(chrf_run):
-    steps = {}
+def test_tensorboard_has_the_measures_the_sample_translations_and_their_attention_each_epoch(chrf_run):
+    steps, pictures = {}, []
     for path in (chrf_run / "logs" / "validation").glob("events.out.tfevents.*"):
         for event in tf.compat.v1.train.summary_iterator(str(path)):
             for value in event.summary.value:
                 steps.setdefault(value.tag, []).append(event.step)
-    for tag in ("epoch_bleu", "epoch_chrf", "translations"):
+                if value.tag == "attention":
+                    pictures.append(tf.make_ndarray(value.tensor))
+    for tag in ("epoch_bleu", "epoch_chrf", "translations", "attention"):
         assert sorted(steps[tag]) == [1, 2, 3], tag
+    width, height, png = pictures[0]
+    assert png.startswith(b"\x89PNG")
+    assert (int(width), int(height)) == struct.unpack(">II", png[16:24])
 
 
 @pytest.mark.parametrize("override, message", [
