@@ -129,3 +129,14 @@ def test_average_and_evaluate_scores_both_runs_on_the_test_split(run_dir, tmp_pa
     assert metrics["test_without_averaging"] == saved
     assert metrics["test"]["sentences"] == saved["sentences"]
     assert json.loads((tmp_path / "avg" / "metrics.json").read_text()) == metrics
+
+
+def test_a_checkpoint_without_the_model_weights_is_a_clear_error(averaged, tmp_path):
+    import tensorflow as tf
+
+    from seq2seq.averaging import mean_weights
+    from seq2seq.translation import load_run
+
+    path = tf.train.Checkpoint(epoch=tf.Variable(1)).write(str(tmp_path / "other"))
+    with pytest.raises(UserError, match="lacks weights of the run's model .*source_embedding"):
+        mean_weights(load_run(averaged).translator, [path])
