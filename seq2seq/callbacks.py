@@ -1,13 +1,17 @@
 """Training callbacks: `CollapseMonitor` watches decoded outputs for end-token collapse;
-`TimeBudget` stops training after a wall-clock budget. (The learning-rate schedule is the
-training driver's: `seq2seq.training.TrainConfig.lr_schedule`.)"""
+`SelectionScorer` scores a validation sample's translations (BLEU, chrF) each epoch, for
+choosing the best checkpoint; `TimeBudget` stops training after a wall-clock budget. (The
+learning-rate schedule is the training driver's: `seq2seq.training.TrainConfig.lr_schedule`.)"""
 
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 
 import keras
 import tensorflow as tf
+
+from tensorflow.core.framework import summary_pb2
 
 from seq2seq.diagnostics import Diagnosis, Thresholds, analyze_targets, diagnose
 from seq2seq.tokens import END_ID, PAD_ID, START_ID
@@ -158,6 +162,98 @@ class CollapseMonitor(keras.callbacks.Callback):
                 "Stopping training: collapsed %d checks in a row.", self.collapsed_in_a_row
             )
             self.model.stop_training = True
+
+
+class SelectionScorer(keras.callbacks.Callback):
+    """Translates a fixed validation sample at each epoch's end; adds its BLEU and chrF to the logs.
+
+    Calls `decode_fn(sources)` (detokenized strings, one per source) and
+    scores them against `references` with `seq2seq.evaluation.evaluate_translations`
+    (sacreBLEU, 0-100), adding `val_bleu` and `val_chrf` to the epoch's logs.
+    Placed before `seq2seq.training_state.TrainingState` (as `train`'s extra
+    callbacks are), it lets the best checkpoint and early stopping follow
+    either (`TrainConfig(monitor="val_bleu", monitor_mode="max")`); the history
+    and the TensorBoard scalars (`validation/epoch_bleu`, `epoch_chrf`) record
+    them. With `log_dir`, the first `samples` sources, references and
+    translations also go to TensorBoard as a text table (tag `translations`,
+    step = epochs done), in `log_dir/validation`, and with `picture_fn` as well,
+    the picture it draws of them (tag `attention`: an attention heatmap).
+
+    The scores are a function of the weights alone (a deterministic decoding
+    of fixed sentences), so the callback holds no state of its own: the best
+    value and the epochs without improvement are `TrainingState`'s, which
+    checkpoints them, and a resumed run scores as an uninterrupted one.
+
+    Args:
+        decode_fn: `decode_fn(sources) -> list[str]`, e.g. greedy translations.
+        sources: the sample's source texts.
+        references: one reference translation per source.
+        log_dir: TensorBoard log root (the run's `logs/`); None = no text.
+        samples: sentences shown as TensorBoard text each epoch.
+        picture_fn: `picture_fn(sources) -> (png bytes, width, height)` for the
+            first `samples` sources; None = no picture.
+    """
+
+    TEXT_METADATA = summary_pb2.SummaryMetadata(
+        plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="text")
+    ).SerializeToString()
+    IMAGE_METADATA = summary_pb2.SummaryMetadata(
+        plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="images")
+    ).SerializeToString()
+
+    def __init__(self, decode_fn: Callable, sources: Sequence[str], references: Sequence[str],
+                 log_dir: str | None = None, samples: int = 3, picture_fn: Callable | None = None):
+        super().__init__()
+        self.sources, self.references = list(sources), list(references)
+        if not self.sources or len(self.sources) != len(self.references):
+            raise ValueError("Expected one reference per source, and at least one source. Received: "
+                             f"{len(self.sources)} sources and {len(self.references)} references")
+        if samples < 0:
+            raise ValueError(f"Expected samples >= 0. Received: samples={samples!r}")
+        self.decode_fn = decode_fn
+        self.log_dir = log_dir
+        self.samples = samples
+        self.picture_fn = picture_fn
+        self.last_translations: list[str] = []  # of the last epoch's end
+        self._writer = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        from seq2seq.evaluation import evaluate_translations
+
+        self.last_translations = [str(text) for text in self.decode_fn(self.sources)]
+        scores = evaluate_translations(self.last_translations, self.references)
+        if logs is not None:
+            logs["val_bleu"], logs["val_chrf"] = scores["bleu"], scores["chrf"]
+        if self.log_dir and self.samples:
+            self._write_samples(epoch + 1)
+
+    def sample_table(self) -> str:
+        """The first `samples` sources, references and last translations as a Markdown table."""
+        def cell(text):
+            return text.replace("|", "\\|").replace("\n", " ") or " "
+
+        rows = ["| source | reference | translation |", "|---|---|---|"]
+        rows += [f"| {cell(s)} | {cell(r)} | {cell(t)} |" for s, r, t in
+                 list(zip(self.sources, self.references, self.last_translations))[: self.samples]]
+        return "\n".join(rows)
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def _write_samples(self, step: int) -> None:
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(os.path.join(self.log_dir, "validation"))
+        with self._writer.as_default():
+            tf.summary.write("translations", tf.constant(self.sample_table()), step=step,
+                             metadata=self.TEXT_METADATA)
+            if self.picture_fn is not None:
+                png, width, height = self.picture_fn(self.sources[: self.samples])
+                # The images plugin's layout: [width, height, encoded image...] as strings.
+                tf.summary.write("attention", tf.constant([str(width), str(height), png]), step=step,
+                                 metadata=self.IMAGE_METADATA)
+        self._writer.flush()
 
 
 class TimeBudget(keras.callbacks.Callback):

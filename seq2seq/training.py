@@ -13,7 +13,9 @@ with Adam and gradient clipping, then fits it with:
 - Ctrl-C (SIGINT): the step in progress finishes, a checkpoint is saved and
   `TrainingInterrupted` (a `KeyboardInterrupt`) is raised; a second Ctrl-C
   stops at once;
-- early stopping on the validation loss, restoring the best weights;
+- early stopping on the validation loss (or another epoch log: `monitor`,
+  e.g. the `val_bleu` of `seq2seq.callbacks.SelectionScorer`), restoring the
+  best weights;
 - TensorBoard scalars under `out_dir/logs/{train,validation}`;
 - a `TrainingDivergedError` naming the step at the first NaN/Inf loss (or
   non-finite weights when a checkpoint is due), so no checkpoint ever holds
@@ -69,6 +71,7 @@ __all__ = ["TrainConfig", "TrainingDivergedError", "TrainingInterrupted", "train
 LOG_DIR = "logs"
 # The cosine schedule's last learning rate, as a fraction of the first.
 COSINE_FLOOR = 0.02
+MONITOR_MODES = ("min", "max")
 # What a worker other than the chief copies from the run directory to resume.
 RESUME_STATE = (CHECKPOINT_DIR, BEST_DIR, HISTORY_FILE)
 
@@ -102,11 +105,18 @@ class TrainConfig:
     steps_per_epoch: int | None = None
     # Also checkpoint every this many optimizer steps inside an epoch; None = at epoch ends only.
     checkpoint_every_steps: int | None = None
+    # Checkpoints kept in `out_dir/checkpoints` (the newest; `seq2seq.runs.averaging` averages them).
+    keep_checkpoints: int = 2
+    # The epoch log that early stopping and the best weights follow: "val_loss", or one a callback
+    # adds to the epoch's logs (`seq2seq.callbacks.SelectionScorer`: "val_bleu", "val_chrf").
+    monitor: str = "val_loss"
+    # "min": lower `monitor` is better (a loss); "max": higher is better (BLEU, chrF).
+    monitor_mode: str = "min"
 
     def __post_init__(self):
         if not self.out_dir:
             raise ValueError(f"Expected a directory in out_dir. Received: out_dir={self.out_dir!r}")
-        for name in ("epochs", "patience", "steps_per_epoch", "checkpoint_every_steps"):
+        for name in ("epochs", "patience", "steps_per_epoch", "checkpoint_every_steps", "keep_checkpoints"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ValueError(f"Expected a positive int in {name}. Received: {name}={value!r}")
@@ -116,6 +126,8 @@ class TrainConfig:
             raise ValueError(f"Expected learning_rate > 0. Received: learning_rate={self.learning_rate!r}")
         if self.clipnorm is not None and not self.clipnorm > 0:
             raise ValueError(f"Expected clipnorm > 0 or None. Received: clipnorm={self.clipnorm!r}")
+        if self.monitor_mode not in MONITOR_MODES:
+            raise ValueError(f"Expected monitor_mode in {MONITOR_MODES}. Received: monitor_mode={self.monitor_mode!r}")
 
 
 def train(model, train_ds, valid_ds=None, *, loss, config: TrainConfig | None = None, callbacks=(),
@@ -137,8 +149,10 @@ def train(model, train_ds, valid_ds=None, *, loss, config: TrainConfig | None = 
 
     Returns:
         `{"history": {metric: [per epoch]}, "epochs": completed epochs,
-        "best_epoch": 1-based or None, "best_val_loss", "stopped_early",
-        "final": the last epoch's metrics}`, history spanning resumed runs.
+        "best_epoch": 1-based or None, "best_metric": `config.monitor`,
+        "best_value": its value at the best epoch, "best_val_loss": the
+        validation loss at the best epoch, "stopped_early", "final": the last
+        epoch's metrics}`, history spanning resumed runs.
 
     Raises:
         TrainingDivergedError: at the first batch whose loss is not finite.
@@ -166,7 +180,7 @@ def _train(model, train_ds, valid_ds, loss, config, callbacks) -> dict:
     _build(model, first_batch)
     state = TrainingState(model, config, steps, callbacks)
     if chief:
-        _check_free_space(model, config.out_dir)
+        _check_free_space(model, config)
     if config.resume:
         state.restore()
         if config.lr_schedule == "constant":
@@ -308,13 +322,14 @@ def _count_batches(dataset) -> int:
     return count
 
 
-def _check_free_space(model, out_dir):
-    """Refuses to start when `out_dir` cannot hold the checkpoints (3 at a time, plus the best weights)."""
+def _check_free_space(model, config):
+    """Refuses to start when `out_dir` cannot hold the checkpoints (the kept ones and the one being
+    written, plus the best weights)."""
     variables = model.variables + model.optimizer.variables
     size = sum(math.prod(v.shape) * _item_bytes(v.dtype) for v in variables)
-    needed, free = 4 * size, shutil.disk_usage(out_dir).free
+    needed, free = (config.keep_checkpoints + 2) * size, shutil.disk_usage(config.out_dir).free
     if free < needed:
-        raise UserError(f"not enough space in {out_dir!r} for the checkpoints: {free:,} bytes free, "
+        raise UserError(f"not enough space in {config.out_dir!r} for the checkpoints: {free:,} bytes free, "
                         f"{needed:,} needed; free some space or pass another output directory")
 
 
@@ -409,7 +424,7 @@ class _ProgressBar(keras.callbacks.Callback):
     the saliency penalty is shown only for a model that has one (weight > 0).
     """
 
-    SHOWN = ("loss", "task_loss", "saliency_penalty", "accuracy")
+    SHOWN = ("loss", "task_loss", "saliency_penalty", "accuracy", "bleu", "chrf")  # bleu, chrf: validation only
 
     def on_train_begin(self, logs=None):
         with_penalty = getattr(self.model, "saliency_weight", 0) > 0

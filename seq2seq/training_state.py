@@ -5,7 +5,13 @@ a checkpoint each epoch and every `checkpoint_every_steps` optimizer steps
 under `out_dir/checkpoints`; the best weights under `out_dir/best`; the
 per-epoch history in `out_dir/history.json`, written through a rename.
 `restore` loads the newest checkpoint that loads (an older one when the newest
-is torn).
+is torn). The last `keep_checkpoints` checkpoints stay on disk (what
+`seq2seq.runs.averaging` averages).
+
+Early stopping and the best weights follow `config.monitor`, an epoch log
+(`val_loss` by default; `val_bleu` or `val_chrf` when a selection callback
+such as `seq2seq.callbacks.SelectionScorer` adds it), lower or higher being
+better as `config.monitor_mode` says ("min" or "max").
 
 A checkpoint holds everything an uninterrupted run carries from one step to
 the next, so that a resumed run continues it exactly: the weights, the
@@ -49,7 +55,7 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 
 class TrainingState(keras.callbacks.Callback):
-    """Checkpoints each epoch and every N steps, early-stops on `val_loss`, keeps the best weights and the history.
+    """Checkpoints each epoch and every N steps, early-stops on `config.monitor`, keeps the best weights and the history.
 
     `callbacks`: the other callbacks of the run; the `resume_state` dict
     (name -> `tf.Variable`) of those that have one is checkpointed too. Build
@@ -63,6 +69,7 @@ class TrainingState(keras.callbacks.Callback):
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
         # Steps done in the epoch after `epoch` (0 at an epoch's end).
         self.step_in_epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="step_in_epoch")
+        # The best monitored value so far, negated when higher is better ("max"): lower is always better here.
         self.best_val_loss = tf.Variable(math.inf, dtype=tf.float64, trainable=False, name="best_val_loss")
         self.best_epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="best_epoch")
         self.wait = tf.Variable(0, dtype=tf.int64, trainable=False, name="wait")
@@ -88,7 +95,7 @@ class TrainingState(keras.callbacks.Callback):
             }),
         )
         directory = os.path.join(config.out_dir, CHECKPOINT_DIR)
-        self.manager = tf.train.CheckpointManager(self.checkpoint, directory, max_to_keep=2)
+        self.manager = tf.train.CheckpointManager(self.checkpoint, directory, max_to_keep=config.keep_checkpoints)
         self.best_manager = tf.train.CheckpointManager(
             tf.train.Checkpoint(model=model), os.path.join(config.out_dir, BEST_DIR), max_to_keep=1
         )
@@ -162,9 +169,9 @@ class TrainingState(keras.callbacks.Callback):
             self.history.setdefault(name, []).append(float(value))
         self.epoch.assign(epoch + 1)
         self.step_in_epoch.assign(0)
-        val_loss = logs.get("val_loss")
-        if val_loss is not None:
-            self._early_stopping(epoch, float(val_loss))
+        monitored = logs.get(self.config.monitor)
+        if monitored is not None:
+            self._early_stopping(epoch, float(monitored))
         atomic_write_json(self.history_path, self.history)
         step = int(self.model.optimizer.iterations.numpy())
         path = self._save(step)
@@ -181,9 +188,10 @@ class TrainingState(keras.callbacks.Callback):
             )
         return self.manager.save(checkpoint_number=step)
 
-    def _early_stopping(self, epoch, val_loss):
-        if val_loss < float(self.best_val_loss.numpy()) - self.config.min_delta:
-            self.best_val_loss.assign(val_loss)
+    def _early_stopping(self, epoch, value):
+        score = value if self.config.monitor_mode == "min" else -value  # lower is better
+        if score < float(self.best_val_loss.numpy()) - self.config.min_delta:
+            self.best_val_loss.assign(score)
             self.best_epoch.assign(epoch + 1)
             self.wait.assign(0)
             self.best_manager.save(checkpoint_number=epoch + 1)
@@ -192,22 +200,33 @@ class TrainingState(keras.callbacks.Callback):
         if self.config.patience is not None and int(self.wait.numpy()) >= self.config.patience:
             self.stopped_early = True
             self.model.stop_training = True
-            print(f"Early stopping after epoch {epoch + 1}: val_loss has not improved for "
-                  f"{self.config.patience} epoch(s); best {float(self.best_val_loss.numpy()):.4f} "
+            print(f"Early stopping after epoch {epoch + 1}: {self.config.monitor} has not improved for "
+                  f"{self.config.patience} epoch(s); best {self.best_value:.4f} "
                   f"at epoch {int(self.best_epoch.numpy())}.")
 
+    @property
+    def best_value(self) -> float:
+        """The best value of `config.monitor` so far (inf, or -inf for "max", before any)."""
+        score = float(self.best_val_loss.numpy())
+        return score if self.config.monitor_mode == "min" else -score
+
     def restore_best(self):
-        """Loads the weights of the epoch with the lowest validation loss, if any was recorded."""
+        """Loads the weights of the epoch with the best `config.monitor`, if any was recorded."""
         if self.best_manager.latest_checkpoint is not None and int(self.best_epoch.numpy()) < int(self.epoch.numpy()):
             self.best_manager.checkpoint.restore(self.best_manager.latest_checkpoint).expect_partial()
 
     def summary(self) -> dict:
         best_epoch = int(self.best_epoch.numpy()) or None
+        val_losses = self.history.get("val_loss", [])
+        best_val_loss = val_losses[best_epoch - 1] if best_epoch and len(val_losses) >= best_epoch else None
         return {
             "history": self.history,
             "epochs": int(self.epoch.numpy()),
             "best_epoch": best_epoch,
-            "best_val_loss": float(self.best_val_loss.numpy()) if best_epoch else None,
+            "best_metric": self.config.monitor,
+            "best_value": self.best_value if best_epoch else None,
+            # The validation loss of the best epoch (the best value itself when monitoring val_loss).
+            "best_val_loss": self.best_value if best_epoch and self.config.monitor == "val_loss" else best_val_loss,
             "stopped_early": self.stopped_early,
             "final": {name: values[-1] for name, values in self.history.items() if values},
         }

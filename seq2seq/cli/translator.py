@@ -1,4 +1,4 @@
-"""`seq2seq train | translate | evaluate | export`: translator runs from the command line."""
+"""`seq2seq train | translate | evaluate | export | average`: translator runs from the command line."""
 
 import json
 import shlex
@@ -54,6 +54,19 @@ def register(subparsers) -> None:
     # No --batch-size: an export translates whatever batch its caller passes.
     _add_decoding_arguments(export, batch_size=False)
     export.set_defaults(handler=run_export)
+
+    average = subparsers.add_parser(
+        "average", help="write a run whose weights are the mean of a run's last N step checkpoints")
+    _add_model_argument(average)
+    average.add_argument("--last", required=True, type=positive_int, metavar="N",
+                         help="how many of the newest checkpoints to average (required; at most the run's "
+                              "train.keep_checkpoints)")
+    average.add_argument("--out", required=True, metavar="DIR",
+                         help="directory of the averaged run (required; must not exist, or be empty)")
+    average.add_argument("--evaluate", action="store_true",
+                         help="also score the averaged run on the run's test split and print it as JSON next "
+                              "to the run's own score (default: off)")
+    average.set_defaults(handler=run_average)
 
 
 def _add_model_argument(parser) -> None:
@@ -183,4 +196,16 @@ def run_export(args) -> int:
 
     path = export_run(load_run(args.model), args.out, beam_size=args.beam, max_length=args.max_length)
     log(f"exported to {path}")
+    return 0
+
+
+def run_average(args) -> int:
+    from seq2seq.runs.averaging import average_and_evaluate, average_run
+
+    if args.evaluate:
+        metrics = average_and_evaluate(args.model, args.out, args.last, progress=True, log=log)
+        print(json.dumps({"test": metrics["test"], "test_without_averaging": metrics["test_without_averaging"]}))
+    else:
+        average_run(args.model, args.out, args.last, log=log)
+    log(f"translate with: seq2seq translate --model {args.out}")
     return 0

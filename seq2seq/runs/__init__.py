@@ -6,6 +6,7 @@
     files.py           reading a run's files with one-line errors naming the damaged file
     data_defaults.py   settings left at 0 chosen from the training data (vocabulary, cuts, epochs)
     translation.py     a translator run: train, load, translate, evaluate, export
+    averaging.py       a run whose weights are the mean of its last N step checkpoints
     classification.py  a classifier run: labels, optional masks, train, load, predict, export
 
 The CLI (`seq2seq.cli`) and the recipes call this layer; nothing below it (models, training,

@@ -16,6 +16,7 @@ LOSSES = ("masked", "boundary")
 STRATEGIES = ("none", "mirrored", "multiworker")
 LR_SCHEDULES = ("constant", "cosine")
 PRECISIONS = ("float32", "mixed_bfloat16")
+BEST_METRICS = ("loss", "bleu", "chrf")
 
 
 @dataclass(frozen=True)
@@ -111,8 +112,14 @@ class TrainingConfig:
     # max_minutes stops early stops before the end of the curve).
     lr_schedule: str = "cosine"
     clipnorm: float = 1.0
-    # Epochs without a better validation loss before stopping.
+    # Epochs without a better validation measure (best_metric) before stopping.
     patience: int = 3
+    # The validation measure that picks the best epoch (best/, model.keras, export) and that early
+    # stopping follows: "loss" (the validation loss), or "bleu" / "chrf" of the greedy translations of
+    # the first selection_sentences validation pairs, decoded at each epoch's end (docs/checkpoints.md).
+    best_metric: str = "loss"
+    # Validation pairs decoded each epoch when best_metric is "bleu" or "chrf".
+    selection_sentences: int = 200
     # Batches per epoch (0 = one pass over the training split).
     steps_per_epoch: int = 0
     # Stop after this many minutes of training (0 = no limit); the best weights are kept.
@@ -129,6 +136,8 @@ class TrainingConfig:
     deterministic: bool = False
     # Also checkpoint every this many optimizer steps inside an epoch (0 = at epoch ends only).
     checkpoint_every_steps: int = 0
+    # Step checkpoints kept in checkpoints/ (the newest); `seq2seq average --last N` needs N of them.
+    keep_checkpoints: int = 2
     # "none" (one device), "mirrored" (all local devices) or "multiworker" (the workers of TF_CONFIG).
     strategy: str = "none"
 
@@ -139,6 +148,13 @@ class TrainingConfig:
             raise ValueError(f"Expected train.strategy in {STRATEGIES}. Received: strategy={self.strategy!r}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"Expected train.lr_schedule in {LR_SCHEDULES}. Received: lr_schedule={self.lr_schedule!r}")
+        if self.best_metric not in BEST_METRICS:
+            raise ValueError(f"Expected train.best_metric in {BEST_METRICS}. Received: best_metric={self.best_metric!r}")
+        if self.selection_sentences < 1:
+            raise ValueError("Expected train.selection_sentences >= 1. "
+                             f"Received: selection_sentences={self.selection_sentences!r}")
+        if self.keep_checkpoints < 1:
+            raise ValueError(f"Expected train.keep_checkpoints >= 1. Received: keep_checkpoints={self.keep_checkpoints!r}")
         if self.checkpoint_every_steps < 0:
             raise ValueError("Expected train.checkpoint_every_steps >= 0. "
                              f"Received: checkpoint_every_steps={self.checkpoint_every_steps!r}")

@@ -5,10 +5,11 @@ A run directory holds everything a run needs to be resumed, used or exported:
     config.toml      the resolved RunConfig (rebuilds the run)
     tokenizer.model  the SentencePiece model shared by source and target
     casing.json      first words read lowercased (`seq2seq.casing`), learned from the training sources
-    model.keras      the trained Translator (best validation loss)
+    model.keras      the trained Translator (best by train.best_metric: validation loss, BLEU or chrF)
     metrics.json     test-split BLEU / chrF / exact match, training summary
-    checkpoints/     per-epoch checkpoints (resume after an interruption)
-    logs/            TensorBoard scalars
+    checkpoints/     the last train.keep_checkpoints step checkpoints (resume; `seq2seq average`)
+    best/            the best epoch's weights
+    logs/            TensorBoard scalars (and, selecting by BLEU/chrF, sample translations)
 
 `train_run` writes it; `load_run` reads it back for `translate_texts`,
 `evaluate_run` and export.
@@ -23,6 +24,7 @@ from seq2seq.runs import config_io
 from seq2seq.atomic import atomic_write_text
 from seq2seq.data.reader import Pair, read_corpus
 from seq2seq.data.split import Split, split_pairs
+from seq2seq.errors import UserError
 from seq2seq.runs.config import RunConfig
 from seq2seq.runs.directory import CONFIG_FILE, prepare_any_run_dir
 
@@ -38,7 +40,7 @@ DECODE_SOURCE_FACTOR = 2
 PROBE_SIZE = 32
 # [train] settings a resumed run may change: they steer what comes next, not what was trained.
 RESUMABLE_TRAIN_FIELDS = ("epochs", "learning_rate", "lr_schedule", "clipnorm", "patience", "max_minutes",
-                          "checkpoint_every_steps", "strategy", "deterministic")
+                          "checkpoint_every_steps", "keep_checkpoints", "strategy", "deterministic")
 
 
 @dataclasses.dataclass
@@ -231,34 +233,60 @@ def train_run(config: RunConfig, run_dir, *, progress: bool = True, log=print) -
         clipnorm=config.train.clipnorm, patience=config.train.patience, progress=progress,
         steps_per_epoch=config.train.steps_per_epoch or None,
         checkpoint_every_steps=config.train.checkpoint_every_steps or None,
+        keep_checkpoints=config.train.keep_checkpoints, **_monitor(config),
     )
     started = time.perf_counter()
     summary = train(translator, *datasets, loss=make_loss(config, tokenizer, split.train, log),
                     config=train_config,
-                    callbacks=_training_callbacks(config, translator, tokenizer, split, casing))
+                    callbacks=_training_callbacks(config, translator, tokenizer, split, casing, run_dir))
     translator.save(run_dir / MODEL_FILE)
     run = TranslationRun(config, tokenizer, translator, run_dir, casing)
     metrics = {
         "test": evaluate_pairs(run, split.test, progress=progress),
-        "training": {key: summary[key] for key in ("epochs", "best_epoch", "best_val_loss", "stopped_early")},
+        "training": {key: summary[key] for key in ("epochs", "best_epoch", "best_metric", "best_value",
+                                                   "best_val_loss", "stopped_early")},
         "training_seconds": round(time.perf_counter() - started, 1),
     }
     (run_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics
 
 
-def _training_callbacks(config: RunConfig, translator, tokenizer, split: Split, casing) -> list:
-    """The end-token collapse monitor on a small validation probe and the time budget."""
-    from seq2seq.callbacks import CollapseMonitor, TimeBudget
+def _monitor(config: RunConfig) -> dict:
+    """`TrainConfig`'s `monitor` and `monitor_mode` for `train.best_metric`."""
+    if config.train.best_metric == "loss":
+        return dict(monitor="val_loss", monitor_mode="min")
+    return dict(monitor=f"val_{config.train.best_metric}", monitor_mode="max")
+
+
+def _training_callbacks(config: RunConfig, translator, tokenizer, split: Split, casing, run_dir: Path) -> list:
+    """The end-token collapse monitor on a small validation probe, the BLEU/chrF scorer of the
+    validation sample when `train.best_metric` asks for it, and the time budget.
+
+    The collapse monitor stays first and the scorer comes after it: the checkpoints name the
+    callbacks' `resume_state` by position.
+    """
+    from seq2seq.callbacks import CollapseMonitor, SelectionScorer, TimeBudget
+    from seq2seq.training import LOG_DIR
 
     probes = split.valid[:PROBE_SIZE]
 
-    def decode_probes(sources):
+    def greedy(sources):
         run = TranslationRun(config, tokenizer, translator, Path("."), casing)
         return translate_texts(run, sources, beam_size=1)
 
-    callbacks = [CollapseMonitor(decode_probes, [p.source for p in probes], [p.target for p in probes],
+    def attention_picture(sources):
+        run = TranslationRun(config, tokenizer, translator, Path("."), casing)
+        return attention_png(attention_alignments(run, sources, beam_size=1))
+
+    callbacks = [CollapseMonitor(greedy, [p.source for p in probes], [p.target for p in probes],
                                  padding_masked=True)]
+    if config.train.best_metric != "loss":
+        if not split.valid:
+            raise UserError(f"train.best_metric = {config.train.best_metric!r} decodes validation pairs, and the "
+                            "validation split is empty; raise data.valid_fraction or set train.best_metric = 'loss'")
+        sample = split.valid[: config.train.selection_sentences]
+        callbacks.append(SelectionScorer(greedy, [p.source for p in sample], [p.target for p in sample],
+                                         log_dir=str(run_dir / LOG_DIR), picture_fn=attention_picture))
     if config.train.max_minutes:
         callbacks.append(TimeBudget(config.train.max_minutes * 60))
     return callbacks
@@ -433,6 +461,21 @@ def attention_alignments(run: TranslationRun, texts: list[str], *, beam_size=Non
             weights = np.asarray(result.attention[row])[: len(output), : len(source)]
             alignments[index] = Alignment(texts[index], outputs[row].numpy().decode("utf-8"), source, output, weights)
     return alignments
+
+
+def attention_png(alignments) -> tuple[bytes, int, int]:
+    """`seq2seq.attention_plot.draw_attention_heatmaps(alignments)` as PNG bytes, with its width and height
+    in pixels."""
+    import io
+    import struct
+
+    from seq2seq.attention_plot import draw_attention_heatmaps
+
+    buffer = io.BytesIO()
+    draw_attention_heatmaps(alignments).savefig(buffer, format="png")
+    png = buffer.getvalue()
+    width, height = struct.unpack(">II", png[16:24])  # the IHDR chunk, right after the 8-byte signature
+    return png, width, height
 
 
 def _cased_sources(run: TranslationRun, texts: list[str]):
