@@ -55,6 +55,15 @@ TWO_CPUS = (
 )
 
 
+def train_in_process(root: Path, toml_text: str) -> Path:
+    """Trains the run of `toml_text` with `seq2seq train` in this process; returns `root / "run"`."""
+    from seq2seq.cli.main import main
+
+    (root / "tiny.toml").write_text(toml_text)
+    assert main(["train", "--config", str(root / "tiny.toml"), "--out", str(root / "run"), "--no-progress"]) == 0
+    return root / "run"
+
+
 def train_args(config, out, *extra):
     return ["train", "--config", str(config), "--out", str(out), "--no-progress", *extra]
 

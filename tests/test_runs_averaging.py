@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from helpers import GENERATED_TOKENIZER, checkpoint_tensors, keras_weights
+from helpers import GENERATED_TOKENIZER, train_in_process, checkpoint_tensors, keras_weights
 from seq2seq.runs.averaging import average_and_evaluate, last_checkpoints, step_checkpoints
 from seq2seq.cli.main import main
 from seq2seq.errors import UserError
@@ -39,10 +39,7 @@ max_length = 8
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("averaging")
-    (root / "tiny.toml").write_text(TINY)
-    assert main(["train", "--config", str(root / "tiny.toml"), "--out", str(root / "run"), "--no-progress"]) == 0
-    return root / "run"
+    return train_in_process(tmp_path_factory.mktemp("averaging"), TINY)
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from helpers import GENERATED_TOKENIZER
+from helpers import GENERATED_TOKENIZER, train_in_process
 from seq2seq.callbacks import SelectionScorer
 from seq2seq.cli.main import main
 from seq2seq.models.classifier import Classifier
@@ -165,10 +165,7 @@ max_length = 8
 
 @pytest.fixture(scope="module")
 def chrf_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("selection")
-    (root / "tiny.toml").write_text(TINY)
-    assert main(["train", "--config", str(root / "tiny.toml"), "--out", str(root / "run"), "--no-progress"]) == 0
-    return root / "run"
+    return train_in_process(tmp_path_factory.mktemp("selection"), TINY)
 
 
 def test_the_history_and_metrics_hold_the_measure_and_the_best_epoch_has_the_highest(chrf_run):

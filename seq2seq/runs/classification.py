@@ -29,6 +29,7 @@ from seq2seq.atomic import atomic_write_text
 from seq2seq.data.batching import BatchingConfig
 from seq2seq.data.reader import LabeledText
 from seq2seq.errors import UserError
+from seq2seq.runs.config import TokenizerConfig
 from seq2seq.runs.directory import CONFIG_FILE, prepare_any_run_dir
 
 LABELS_FILE = "labels.json"
@@ -52,18 +53,6 @@ DEFAULT_SALIENCY_WEIGHT = 1000.0
 PREDICT_CHUNK = 16384
 # [train] settings a resumed run may change: they steer what comes next, not what was trained.
 RESUMABLE_TRAIN_FIELDS = ("epochs", "learning_rate", "clipnorm", "patience")
-
-
-@dataclass(frozen=True)
-class ClassifierTokenizerConfig:
-    """The SentencePiece model of a classifier run."""
-
-    # An existing .model file; "" trains one on the training texts into the run directory.
-    model: str = ""
-    # Upper bound: on little text SentencePiece keeps fewer pieces (no hard limit).
-    vocab_size: int = 4000
-    model_type: str = "unigram"
-    character_coverage: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -97,6 +86,11 @@ class ClassifierTrainConfig:
     seed: int = 0
 
 
+def _classifier_tokenizer() -> TokenizerConfig:
+    """The translator's tokenizer section; 4,000 pieces at most (on little text SentencePiece keeps fewer)."""
+    return TokenizerConfig(vocab_size=4000)
+
+
 def _classifier_batching() -> BatchingConfig:
     # Texts only (no target side); about 64 short texts per batch.
     return BatchingConfig(max_source_len=128, max_target_len=2, tokens_per_batch=1024)
@@ -106,7 +100,7 @@ def _classifier_batching() -> BatchingConfig:
 class ClassifierRunConfig:
     """Everything that defines a classifier run; sections map to TOML tables."""
 
-    tokenizer: ClassifierTokenizerConfig = field(default_factory=ClassifierTokenizerConfig)
+    tokenizer: TokenizerConfig = field(default_factory=_classifier_tokenizer)
     batching: BatchingConfig = field(default_factory=_classifier_batching)
     model: ClassifierModelConfig = field(default_factory=ClassifierModelConfig)
     train: ClassifierTrainConfig = field(default_factory=ClassifierTrainConfig)
