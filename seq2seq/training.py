@@ -424,7 +424,8 @@ class _ProgressBar(keras.callbacks.Callback):
     the saliency penalty is shown only for a model that has one (weight > 0).
     """
 
-    SHOWN = ("loss", "task_loss", "saliency_penalty", "accuracy", "bleu", "chrf")  # bleu, chrf: validation only
+    # bleu, chrf (`SelectionScorer`) and swapped_* (`seq2seq.shortcut_validation.SwappedValidation`): validation only.
+    SHOWN = ("loss", "task_loss", "saliency_penalty", "accuracy", "bleu", "chrf", "swapped_loss", "swapped_accuracy")
 
     def on_train_begin(self, logs=None):
         with_penalty = getattr(self.model, "saliency_weight", 0) > 0

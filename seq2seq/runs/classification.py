@@ -84,6 +84,9 @@ class ClassifierTrainConfig:
     patience: int = 3
     # Seed of weight initialisation and batch shuffling.
     seed: int = 0
+    # With masked data, select (early stopping, best checkpoint) on the validation texts whose mask-0
+    # words are swapped for other mask-0 words of the training set (`seq2seq.shortcut_validation`).
+    select_on_swapped: bool = True
 
 
 def _classifier_tokenizer() -> TokenizerConfig:
@@ -200,6 +203,7 @@ def train_run(config: ClassifierRunConfig, train_examples: list[LabeledText],
     """
     import keras
 
+    from seq2seq.shortcut_validation import swapped_selection
     from seq2seq.tokenizer import SentencePieceTokenizer
     from seq2seq.training import TrainConfig, train
 
@@ -215,18 +219,21 @@ def train_run(config: ClassifierRunConfig, train_examples: list[LabeledText],
     datasets = [make_dataset(examples, labels, tokenizer, config, training=training)
                 for examples, training in ((train_examples, True), (valid_examples, False))]
     classifier = build_classifier(config, tokenizer.vocab_size, len(labels))
+    # With masks, select on validation texts whose forbidden words are swapped (`seq2seq.shortcut_validation`).
+    selection_callbacks, monitor = swapped_selection(config, train_examples, valid_examples, labels, tokenizer, log)
     train_config = TrainConfig(
         out_dir=str(run_dir), epochs=config.train.epochs, learning_rate=config.train.learning_rate,
-        clipnorm=config.train.clipnorm, patience=config.train.patience, progress=progress,
+        clipnorm=config.train.clipnorm, patience=config.train.patience, progress=progress, monitor=monitor,
     )
     started = time.perf_counter()
-    summary = train(classifier, *datasets,
-                    loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), config=train_config)
+    summary = train(classifier, *datasets, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                    config=train_config, callbacks=selection_callbacks)
     classifier.save(run_dir / MODEL_FILE)
     run = ClassifierRun(config, labels, tokenizer, classifier, run_dir)
     metrics = {
         "valid": evaluate_examples(run, valid_examples),
-        "training": {key: summary[key] for key in ("epochs", "best_epoch", "best_val_loss", "stopped_early")},
+        "training": {key: summary[key] for key in ("epochs", "best_epoch", "best_val_loss", "best_metric",
+                                                    "stopped_early")},
         "training_seconds": round(time.perf_counter() - started, 1),
     }
     (run_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
