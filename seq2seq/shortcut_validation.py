@@ -11,16 +11,19 @@ say nothing about the label, and a model that reads them loses.
 - `masked_words(train)`: the replacement pool, the distinct mask-0 words.
 - `swap_masked_words(valid, pool, seed)`: the swapped copy of `valid`.
 - `SwappedValidation(dataset)`: a Keras callback that scores the model on the
-  swapped set after each epoch and adds `val_swapped_loss` and
-  `val_swapped_accuracy` to the epoch's logs, hence to `history.json`,
-  TensorBoard and the progress bar; `TrainConfig(monitor="val_swapped_loss")`
-  makes it the selection criterion (early stopping and the best checkpoint).
+  swapped set after each epoch and adds `val_swapped_loss`,
+  `val_swapped_task_loss` and `val_swapped_accuracy` to the epoch's logs, hence
+  to `history.json`, TensorBoard and the progress bar;
+  `TrainConfig(monitor="val_swapped_loss")` makes it the selection criterion
+  (early stopping and the best checkpoint).
 
 `seq2seq.classification.train_run` does all of this by default when its
-training data has masks (`[train] select_on_swapped`). The swapped set is
-scored without its annotation, so `val_swapped_loss` is the task loss alone
-(cross-entropy; no saliency penalty, no inner tape). Why and what it changes:
-docs/saliency-real-text.md.
+training data has masks (`[train] select_on_swapped`). The swapped set keeps
+its annotation (mask 0 on the swapped words), so `val_swapped_loss` is the
+training objective, task loss plus the weighted saliency penalty, as
+`val_loss` is, on texts where the shortcut says nothing; selecting on the task
+loss alone would stop a penalised run while the penalty still falls and the
+task loss has not started to (see docs/saliency-real-text.md).
 """
 
 import random
@@ -31,7 +34,7 @@ from seq2seq.data.reader import LabeledText
 
 # Keys `SwappedValidation` adds to the epoch's logs: the swapped-set figure of each `evaluate` result.
 SWAPPED_PREFIX = "val_swapped_"
-SWAPPED_FIGURES = ("loss", "accuracy")
+SWAPPED_FIGURES = ("loss", "task_loss", "accuracy")
 # The selection criterion `seq2seq.classification.train_run` uses with masks.
 SWAPPED_MONITOR = SWAPPED_PREFIX + "loss"
 
@@ -87,11 +90,6 @@ def swap_masked_words(examples: list[LabeledText], pool: list[str], seed: int) -
     return swapped
 
 
-def without_masks(examples: list[LabeledText]) -> list[LabeledText]:
-    """`examples` with their masks dropped (scored on the task loss alone)."""
-    return [LabeledText(example.label, example.text) for example in examples]
-
-
 def swapped_selection(config, train_examples, valid_examples, labels, tokenizer, log=print) -> tuple[list, str]:
     """A classifier run's selection: `([SwappedValidation], "val_swapped_loss")` or `([], "val_loss")`.
 
@@ -107,18 +105,18 @@ def swapped_selection(config, train_examples, valid_examples, labels, tokenizer,
     swapped = swap_masked_words(valid_examples, masked_words(train_examples), config.train.seed)
     log(f"selection: {SWAPPED_MONITOR}, the loss on the validation texts with their mask-0 words swapped for "
         "other mask-0 words of the training set (train.select_on_swapped = false: val_loss)")
-    dataset = make_dataset(without_masks(swapped), labels, tokenizer, config, training=False)
+    dataset = make_dataset(swapped, labels, tokenizer, config, training=False)
     return [SwappedValidation(dataset)], SWAPPED_MONITOR
 
 
 class SwappedValidation(keras.callbacks.Callback):
-    """After each epoch, scores the model on `dataset` and adds `val_swapped_{loss,accuracy}` to the logs.
+    """After each epoch, scores the model on `dataset` and adds `val_swapped_{loss,task_loss,accuracy}` to the logs.
 
     Put it before the callbacks that read the logs (the kit's `train` runs its
     `callbacks=` before the checkpointing, history and progress bar, so it
     needs nothing more). `dataset` is a finite `tf.data.Dataset` of
-    `(token_ids, label)` batches, typically
-    `make_dataset(without_masks(swap_masked_words(valid, masked_words(train), seed)), ...)`.
+    `((token_ids, annotation), label)` (or `(token_ids, label)`) batches, typically
+    `make_dataset(swap_masked_words(valid, masked_words(train), seed), ...)`.
     Scoring does not touch the weights, the optimizer or any random state, so
     a resumed run computes the same figures.
     """

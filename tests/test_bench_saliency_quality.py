@@ -59,7 +59,7 @@ def test_the_flip_rate_counts_predictions_changed_by_swapping_only_the_decoys(mo
     assert bench.decoy_flip_rate(None, [LabeledText("a", "w db", (1, 1))], pool, seed=3) == 0.0  # no decoy
 
 
-def test_run_task_trains_three_setups_and_scores_them(tmp_path):
+def test_run_task_trains_three_setups_and_scores_them(tmp_path, capsys):
     words = [f"w{i}" for i in range(12)]
     rng = random.Random(0)
     texts = {label: [f"{key} " + " ".join(rng.choice(words) for _ in range(4)) + f" n{i}" for i in range(40)]
@@ -75,3 +75,4 @@ def test_run_task_trains_three_setups_and_scores_them(tmp_path):
     assert sorted(path.name for path in tmp_path.iterdir()) == ["clean", "penalized", "plain"]
     assert classification.load_run(tmp_path / "penalized").classifier.saliency_weight == 5.0
     assert classification.load_run(tmp_path / "clean").config.train.seed == 0
+    assert capsys.readouterr().out == ""  # stdout holds the benchmark's JSON only

@@ -21,6 +21,7 @@ stderr. Results and how the defaults were chosen: docs/saliency-real-text.md.
 """
 
 import argparse
+import contextlib
 import sys
 import tempfile
 import time
@@ -118,8 +119,10 @@ def run_task(task, seed: int, out_dir, config=None, penalized_weight: float | No
 def _train(config, train, valid, run_dir):
     from seq2seq.classification import load_run, train_run
 
-    train_run(config, train, valid, run_dir, progress=False,
-              log=lambda message: None if message.startswith("config:") else _progress("  " + message))
+    # The training driver prints its early-stopping notes on stdout, which holds the JSON only.
+    with contextlib.redirect_stdout(sys.stderr):
+        train_run(config, train, valid, run_dir, progress=False,
+                  log=lambda message: None if message.startswith("config:") else _progress("  " + message))
     return load_run(run_dir)
 
 
