@@ -122,15 +122,24 @@ class SwappedValidation(keras.callbacks.Callback):
     """
 
     def __init__(self, dataset):
-        from seq2seq.training import _with_known_length
-
         super().__init__()
-        self.dataset = _with_known_length(dataset)  # evaluate reads exactly its batches, without a warning
+        self.dataset = dataset
+        self._ready = None
+
+    def on_train_begin(self, logs=None):
+        from seq2seq.training import _distributable, _with_known_length
+
+        # As `train` prepares its validation set: split-able between replicas, and of a known
+        # length, so that evaluate reads exactly its batches without a warning.
+        replicas = self.model.distribute_strategy.num_replicas_in_sync
+        self._ready = _with_known_length(_distributable(self.dataset, replicas))
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:
             return
-        results = self.model.evaluate(self.dataset, verbose=0, return_dict=True)
+        if self._ready is None:
+            self.on_train_begin()
+        results = self.model.evaluate(self._ready, verbose=0, return_dict=True)
         for name in SWAPPED_FIGURES:
             if name in results:
                 logs[SWAPPED_PREFIX + name] = float(results[name])

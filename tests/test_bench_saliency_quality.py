@@ -29,6 +29,12 @@ def test_tasks_and_seeds_are_checked():
         bench._parse_lists(parse("--seeds", "0,one"))
 
 
+def test_the_selection_rule_is_the_cli_default_unless_asked():
+    assert bench._base_config(parse()).train.select_on_swapped is True
+    assert bench._base_config(parse("--select-on-val-loss")).train.select_on_swapped is False
+    assert bench._base_config(parse()).model == ClassifierRunConfig().model
+
+
 def scores(clean, plain, penalized, plain_flips, penalized_flips):
     return {"clean": {"clean_test_accuracy": clean},
             "plain": {"random_decoy_accuracy": plain, "flip_rate": plain_flips},

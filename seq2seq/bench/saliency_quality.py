@@ -16,8 +16,10 @@ accuracy, and their decoy flip rate: the fraction of random-decoy test texts
 whose predicted label changes when only the decoys are swapped for other
 decoys (`seq2seq.shortcut_validation.swap_masked_words`). The targets of
 issue 17, per task and seed: penalized ratio >= 0.98, plain ratio <= 0.6,
-penalized flip rate <= 0.02 (`targets_met`). JSON on stdout, progress lines on
-stderr. Results and how the defaults were chosen: docs/saliency-real-text.md.
+penalized flip rate <= 0.02 (`targets_met`). Plain and penalized models are
+selected as the CLI selects them (on the swapped validation texts,
+`seq2seq.shortcut_validation`); `--select-on-val-loss` selects on `val_loss`,
+the rule before issue 17. JSON on stdout, progress lines on stderr. Results and how the defaults were chosen: docs/saliency-real-text.md.
 """
 
 import argparse
@@ -44,6 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"{QUICK_SIZES.train_texts} training texts instead of {FULL_SIZES.train_texts}")
     parser.add_argument("--locale-dir", default=DEFAULT_LOCALE_DIR, help=f"gettext catalogs (default: {DEFAULT_LOCALE_DIR})")
     parser.add_argument("--out", default="", help="keep the run directories here (default: a temporary directory)")
+    parser.add_argument("--select-on-val-loss", action="store_true",
+                        help="select plain and penalised models on val_loss, not on the swapped validation "
+                             "texts (train.select_on_swapped = false; default: the CLI's selection)")
 
 
 def run(args) -> dict:
@@ -57,15 +62,23 @@ def run(args) -> dict:
                 _progress(f"[{name} seed {seed}] building the task from {args.locale_dir}")
                 task = make_task(name, TaskSizes(sizes.train_texts, sizes.valid_texts, sizes.test_texts, seed),
                                  args.locale_dir)
-                rows.append(run_task(task, seed, out / f"{name}-seed{seed}"))
+                rows.append(run_task(task, seed, out / f"{name}-seed{seed}", config=_base_config(args)))
     return {
         "targets_met": all(row["targets_met"] for row in rows),
         "rows": rows,
         "targets": {"penalized_ratio_min": PENALIZED_RATIO_TARGET, "plain_ratio_max": PLAIN_RATIO_TARGET,
                     "penalized_flip_rate_max": FLIP_RATE_TARGET},
         "setup": {"train_texts": sizes.train_texts, "valid_texts": sizes.valid_texts, "test_texts": sizes.test_texts,
-                  "quick": bool(args.quick), "locale_dir": args.locale_dir},
+                  "quick": bool(args.quick), "locale_dir": args.locale_dir,
+                  "select_on_swapped": not args.select_on_val_loss},
     }
+
+
+def _base_config(args):
+    """The CLI's defaults, with the selection rule asked for."""
+    from seq2seq.classification import ClassifierRunConfig, with_overrides
+
+    return with_overrides(ClassifierRunConfig(), train={"select_on_swapped": not args.select_on_val_loss})
 
 
 def _parse_lists(args) -> tuple[list[str], list[int]]:
