@@ -17,7 +17,7 @@ say nothing about the label, and a model that reads them loses.
   `TrainConfig(monitor="val_swapped_loss")` makes it the selection criterion
   (early stopping and the best checkpoint).
 
-`seq2seq.classification.train_run` does all of this by default when its
+`seq2seq.runs.classification.train_run` does all of this by default when its
 training data has masks (`[train] select_on_swapped`). The swapped set keeps
 its annotation (mask 0 on the swapped words), so `val_swapped_loss` is the
 training objective, task loss plus the weighted saliency penalty, as
@@ -35,7 +35,7 @@ from seq2seq.data.reader import LabeledText
 # Keys `SwappedValidation` adds to the epoch's logs: the swapped-set figure of each `evaluate` result.
 SWAPPED_PREFIX = "val_swapped_"
 SWAPPED_FIGURES = ("loss", "task_loss", "accuracy")
-# The selection criterion `seq2seq.classification.train_run` uses with masks.
+# The selection criterion `seq2seq.runs.classification.train_run` uses with masks.
 SWAPPED_MONITOR = SWAPPED_PREFIX + "loss"
 
 
@@ -96,9 +96,9 @@ def swapped_selection(config, train_examples, valid_examples, labels, tokenizer,
     The swapped selection applies when `config.train.select_on_swapped` is on, the
     training examples carry masks and the validation examples have mask-0 words to
     swap; the swap is seeded by `config.train.seed`. `config` is a
-    `seq2seq.classification.ClassifierRunConfig`; `labels` and `tokenizer` those of the run.
+    `seq2seq.runs.classification.ClassifierRunConfig`; `labels` and `tokenizer` those of the run.
     """
-    from seq2seq.classification import has_masks, make_dataset
+    from seq2seq.runs.classification import has_masks, make_dataset
 
     if not (config.train.select_on_swapped and has_masks(train_examples) and has_masked_words(valid_examples)):
         return [], "val_loss"

@@ -6,10 +6,10 @@ import random
 import numpy as np
 import pytest
 
-from seq2seq import classification
+from seq2seq.runs import classification
 from seq2seq.bench import saliency_quality as bench
 from seq2seq.bench.decoy_tasks import TaskSizes, build_task
-from seq2seq.classification import ClassifierRunConfig, with_overrides
+from seq2seq.runs.classification import ClassifierRunConfig, with_overrides
 from seq2seq.data.reader import LabeledText
 from seq2seq.errors import UserError
 

@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from seq2seq import classification
-from seq2seq.classification import ClassifierRunConfig, with_overrides
+from seq2seq.runs import classification
+from seq2seq.runs.classification import ClassifierRunConfig, with_overrides
 from seq2seq.data.generated import generate_labeled
 from seq2seq.data.reader import LabeledText
 from seq2seq.models.classifier import Classifier
 from seq2seq.shortcut_validation import (SwappedValidation, has_masked_words, masked_words, swap_masked_words,
                                          swapped_selection)
-from seq2seq.training import TrainConfig, train
+from seq2seq.training import train
 
 TOKENIZER = str(Path(__file__).resolve().parents[1] / "tokenizers" / "generated.model")
 TRAIN = [LabeledText("a", "alfa sunel bata", (0, 1, 1)), LabeledText("b", "kivi omeg grumok", (1, 0, 1)),
@@ -87,7 +87,7 @@ def test_the_callback_logs_the_swapped_loss_and_accuracy(tmp_path, capsys):
     history = json.loads((tmp_path / "history.json").read_text())
     assert history["val_swapped_loss"][0] == pytest.approx(-log_probs[np.arange(32), labels].mean(), rel=1e-4)
     assert history["val_swapped_accuracy"][0] == pytest.approx((logits.argmax(axis=1) == labels).mean())
-    assert summary["monitor"] == "val_loss"
+    assert summary["best_metric"] == "val_loss"
 
 
 class Scripted(keras.callbacks.Callback):
@@ -108,18 +108,10 @@ def test_early_stopping_and_the_best_weights_follow_the_monitor(tmp_path, capsys
     summary = train(model, dataset(), dataset(seed=1), loss=LOSS, out_dir=str(tmp_path), epochs=6, patience=2,
                     progress=False, learning_rate=0.05, monitor="val_swapped_loss", callbacks=[scripted])
     assert (summary["best_epoch"], summary["epochs"], summary["stopped_early"]) == (2, 4, True)
-    assert summary["best_val_loss"] == 1.0 and summary["monitor"] == "val_swapped_loss"
+    assert summary["best_value"] == 1.0 and summary["best_metric"] == "val_swapped_loss"
     assert "val_swapped_loss has not improved" in capsys.readouterr().out
     for best, restored in zip(scripted.weights[1], model.get_weights()):
         np.testing.assert_array_equal(best, restored)
-
-
-def test_a_monitor_missing_from_the_logs_is_an_error_naming_it(tmp_path):
-    with pytest.raises(ValueError, match="monitor='val_swapped_loss'"):
-        train(classifier(), dataset(), dataset(seed=1), loss=LOSS, out_dir=str(tmp_path), epochs=1,
-              progress=False, monitor="val_swapped_loss")
-    with pytest.raises(ValueError, match="monitor='loss'"):
-        TrainConfig(out_dir="runs/x", monitor="loss")
 
 
 def test_a_resumed_run_computes_the_same_swapped_figures(tmp_path):
@@ -154,7 +146,7 @@ def test_a_masked_classifier_run_selects_on_the_swapped_loss_by_default(tmp_path
     metrics = classification.train_run(tiny_config(weight=2.0), generate_labeled(40, seed=1),
                                        generate_labeled(10, seed=2), tmp_path, progress=False, log=messages.append)
     history = json.loads((tmp_path / "history.json").read_text())
-    assert metrics["training"]["monitor"] == "val_swapped_loss"
+    assert metrics["training"]["best_metric"] == "val_swapped_loss"
     assert len(history["val_swapped_loss"]) == 1 and "val_loss" in history
     # The swapped texts keep their annotation: the selection figure is the training objective, penalty included.
     assert history["val_swapped_loss"][0] > history["val_swapped_task_loss"][0]

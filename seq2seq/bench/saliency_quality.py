@@ -3,7 +3,7 @@
 For each decoy task of `seq2seq.bench.decoy_tasks` (real gettext text, a decoy
 word tied to the label at a random position in training and validation, mask
 0 on it) and each seed, three classifiers train through the library
-(`seq2seq.classification.train_run`) with `seq2seq classifier train`'s
+(`seq2seq.runs.classification.train_run`) with `seq2seq classifier train`'s
 defaults, the seed as `train.seed`:
 
 - clean: the same texts without any decoy (no masks): the reference;
@@ -76,7 +76,7 @@ def run(args) -> dict:
 
 def _base_config(args):
     """The CLI's defaults, with the selection rule asked for."""
-    from seq2seq.classification import ClassifierRunConfig, with_overrides
+    from seq2seq.runs.classification import ClassifierRunConfig, with_overrides
 
     return with_overrides(ClassifierRunConfig(), train={"select_on_swapped": not args.select_on_val_loss})
 
@@ -108,7 +108,7 @@ def run_task(task, seed: int, out_dir, config=None, penalized_weight: float | No
     Returns:
         One result row (see `summarize`).
     """
-    from seq2seq.classification import ClassifierRunConfig, resolve_saliency_weight, with_overrides
+    from seq2seq.runs.classification import ClassifierRunConfig, resolve_saliency_weight, with_overrides
 
     config = with_overrides(config or ClassifierRunConfig(), train={"seed": seed})
     weight = resolve_saliency_weight(penalized_weight, task.train)
@@ -130,7 +130,7 @@ def run_task(task, seed: int, out_dir, config=None, penalized_weight: float | No
 
 
 def _train(config, train, valid, run_dir):
-    from seq2seq.classification import load_run, train_run
+    from seq2seq.runs.classification import load_run, train_run
 
     # The training driver prints its early-stopping notes on stdout, which holds the JSON only.
     with contextlib.redirect_stdout(sys.stderr):
@@ -141,7 +141,7 @@ def _train(config, train, valid, run_dir):
 
 def _score(run, task, seed: int, with_decoys: bool) -> dict:
     """Accuracy on the clean test; with decoys, also on the random-decoy test and the flip rate."""
-    from seq2seq.classification import evaluate_examples
+    from seq2seq.runs.classification import evaluate_examples
 
     scores = {"clean_test_accuracy": evaluate_examples(run, task.test_clean)["accuracy"]}
     if with_decoys:
@@ -152,7 +152,7 @@ def _score(run, task, seed: int, with_decoys: bool) -> dict:
 
 def decoy_flip_rate(run, examples, pool: list[str], seed: int) -> float:
     """Fraction of `examples` whose predicted label changes when their mask-0 words are swapped for other `pool` words."""
-    from seq2seq.classification import classify_texts
+    from seq2seq.runs.classification import classify_texts
     from seq2seq.shortcut_validation import swap_masked_words
 
     swapped = swap_masked_words(examples, pool, seed)
