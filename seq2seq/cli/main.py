@@ -5,7 +5,9 @@ function that adds its parser and sets `handler=` to a function taking the
 parsed arguments and returning an exit code. Heavy imports (TensorFlow) happen
 inside the handlers, so `seq2seq --help` answers at once; before a handler
 runs, TensorFlow is started with its start-up noise hidden, unless the
-subcommand set `without_tensorflow=True`.
+subcommand set `without_tensorflow=True`; tensorflow-text with it, unless the
+subcommand set `without_tensorflow_text=True` (it then imports it itself if it
+finds it needs it, see `seq2seq.cli.quiet`).
 """
 
 import argparse
@@ -47,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if not getattr(args, "without_tensorflow", False):
-            import_tensorflow_quietly()
+            import_tensorflow_quietly(text=not getattr(args, "without_tensorflow_text", False))
         return int(args.handler(args) or 0)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -2,38 +2,71 @@
 
 TensorFlow 2.21 writes oneDNN, CUDA-driver and cuInit messages to file
 descriptor 2 before its logger is configured, so `TF_CPP_MIN_LOG_LEVEL` alone
-does not silence them. The CLI imports TensorFlow (and tensorflow-text) and
-initialises the devices with descriptor 2 pointed at a temporary file; if that
-fails, the captured text is replayed so the error is not lost.
+does not silence them; importing tensorflow-text writes the oneDNN line again.
+The CLI imports TensorFlow (and tensorflow-text) and initialises the devices
+with descriptor 2 pointed at a temporary file; if that fails, the captured text
+is replayed so the error is not lost.
 
 One more line would come later: the first time oneDNN's graph pass meets an
 integer or boolean op it leaves to Eigen (TensorFlow's ragged concat, Keras'
 LSTM mask transposes), it logs "oneDNN supports DT_INT64 only on platforms
-with AVX-512 ..." at ERROR level, once per process whatever the dtype. The
+with AVX-512 ...", at ERROR level, once per process whatever the dtype. The
 start-up here runs one such op, so that line goes to the temporary file too.
+
+`import tensorflow` also imports all of Keras (for its optimizers' SavedModel
+registrations): about 0.6 s and 40 MB that a command decoding with a cached
+graph (`seq2seq.decode_cache`) never uses. Keras is kept out of that import
+and loads on its first real use (`import keras`, `tf.keras`).
 """
 
+import contextlib
 import os
 import sys
 import tempfile
 
 
-def import_tensorflow_quietly() -> None:
-    """Imports tensorflow and tensorflow_text and lists the devices, hiding their start-up output."""
-    if "tensorflow" in sys.modules:
+def import_tensorflow_quietly(*, text: bool = True) -> None:
+    """Imports tensorflow (without Keras) and, if `text`, tensorflow_text, hiding their start-up output.
+
+    Idempotent: what is imported already is not imported again, so a command
+    may start with `text=False` and call again with `text=True` when it finds
+    it needs tensorflow-text.
+    """
+    need_tensorflow = "tensorflow" not in sys.modules
+    need_text = text and "tensorflow_text" not in sys.modules
+    if not (need_tensorflow or need_text):
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with _stderr_captured():
+        if need_tensorflow:
+            _import_tensorflow_without_keras()
+        if need_text:
+            import tensorflow_text  # noqa: F401  (registers the SentencePiece ops)
+
+
+def _import_tensorflow_without_keras() -> None:
+    hidden = "keras" not in sys.modules
+    if hidden:  # TensorFlow's eager `import keras.src.optimizers` then fails, and it skips it
+        sys.modules["keras"] = None
+    try:
+        import tensorflow as tf
+    finally:
+        if hidden:
+            del sys.modules["keras"]
+    tf.config.list_logical_devices()
+    # oneDNN's fallback line (once per process; a 1 x 1 transpose is skipped).
+    tf.function(tf.transpose)(tf.zeros([2, 2], tf.int32))
+
+
+@contextlib.contextmanager
+def _stderr_captured():
+    """File descriptor 2 goes to a temporary file; its text is replayed on stderr if the block raises."""
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as sink:
         os.dup2(sink.fileno(), 2)
         try:
-            import tensorflow as tf
-            import tensorflow_text  # noqa: F401  (registers the SentencePiece ops)
-
-            tf.config.list_logical_devices()
-            # oneDNN's fallback line (once per process; a 1 x 1 transpose is skipped).
-            tf.function(tf.transpose)(tf.zeros([2, 2], tf.int32))
+            yield
         except BaseException:
             os.dup2(saved, 2)
             sink.seek(0)

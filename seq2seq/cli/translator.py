@@ -37,7 +37,8 @@ def register(subparsers) -> None:
                            help="text file, one sentence per line (default: standard input)")
     _add_decoding_arguments(translate)
     _add_strict_argument(translate, "writes an empty line for it")
-    translate.set_defaults(handler=run_translate)
+    # A run's cached decoding graph needs neither tensorflow-text nor Keras (seq2seq.decode_cache).
+    translate.set_defaults(handler=run_translate, without_tensorflow_text=True)
 
     evaluate = subparsers.add_parser("evaluate", help="BLEU, chrF and exact match on a TSV corpus, as JSON")
     _add_model_argument(evaluate)
@@ -159,14 +160,14 @@ def _train_command(args) -> str:
 
 
 def run_translate(args) -> int:
-    from seq2seq.runs.translation import load_run, translate_texts
+    from seq2seq.decode_cache import cached_translator
 
-    run = load_run(args.model)
+    # The decoding graph saved by this run's first translate, without retracing (seq2seq.decode_cache).
+    translator = cached_translator(args.model, beam_size=args.beam, max_length=args.max_length, log=log)
     lines = read_input_lines(args.input, strict=args.strict)
     lines.warn("wrote an empty line")
     readable = lines.readable()
-    translations = translate_texts(run, [lines.texts[i] for i in readable], beam_size=args.beam,
-                                   max_length=args.max_length, batch_size=args.batch_size)
+    translations = translator.translate([lines.texts[i] for i in readable], batch_size=args.batch_size)
     outputs = [""] * len(lines.texts)
     for index, translation in zip(readable, translations):
         outputs[index] = translation

@@ -1,0 +1,292 @@
+"""A run's decoding graph kept in its run directory, so `seq2seq translate` starts fast.
+
+Tracing the decoding loop (`seq2seq.decoding.encode_and_decode`) in Python
+takes longer than importing TensorFlow, and loading the Keras model needs Keras
+and tensorflow-text. The first `seq2seq translate` of a run (per beam size and
+maximum length) therefore saves the traced graph and the translator's
+variables as a SavedModel under
+
+    RUN/decode_cache/<key>/      one per set of decoding options
+
+and every later one loads that instead: no Keras model, no retracing, no
+tensorflow-text (the python `sentencepiece` library encodes and decodes the
+same ids as the tensorflow-text op the training pipeline uses).
+
+`<key>` is a digest of what the graph depends on: the bytes of config.toml,
+tokenizer.model, model.keras and casing.json, the source files that build the
+graph (`seq2seq/decoding.py`, `seq2seq/models/`, `seq2seq/layers/`, this
+module), the TensorFlow version and the decoding options. Retraining, editing
+the config or upgrading the kit gives another key, so a stale graph is never
+used; entries of earlier weights are removed when a new one is written. A run
+directory that cannot be written is translated without a cache.
+
+Outputs are those of `seq2seq.translation.translate_texts` byte for byte: the
+same first-word casing, placeholder protection, length-sorted batches, source
+cut, and one graph per batch chosen as `seq2seq.decoding.translate_ids` does
+(the placeholder constraint only for a batch whose sources hold a reserved
+token). Timings: docs/performance.md.
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from seq2seq import placeholders, tokens
+from seq2seq.translation import CASING_FILE, CONFIG_FILE, MODEL_FILE, TOKENIZER_FILE
+
+CACHE_DIR = "decode_cache"
+KEY_FILE = "key.json"  # what the entry was made from, for a person reading the directory
+FORMAT = 1  # bump when the saved functions' signature or outputs change
+_PACKAGE = Path(__file__).resolve().parent
+_GRAPH_SOURCES = ("decoding.py", "tokens.py", "decode_cache.py", "models", "layers")
+_RUN_FILES = (CONFIG_FILE, TOKENIZER_FILE, MODEL_FILE, CASING_FILE)
+_IDS = tf.TensorSpec([None, None], tf.int32, name="source_ids")
+
+
+class CachedTranslator:
+    """Translates strings with a run's decoding functions, without its Keras model.
+
+    Args:
+        processor: the run's `sentencepiece.SentencePieceProcessor`.
+        functions: {constrain (bool): function}; each maps int32 source ids
+            [batch, src_time] to {"token_ids": int32 [batch, max_length]}.
+            `True` is needed only when `reserved_ids` is not empty.
+        reserved_ids: the tokenizer's placeholder ids, () when protection is off.
+        max_source_len: sources are cut to this many ids, END included.
+        batch_size: sentences decoded together by default.
+        casing: a `seq2seq.casing.FirstWordCasing`, or None.
+        owner: what holds the variables the functions read (a loaded SavedModel), kept alive with them.
+    """
+
+    def __init__(self, processor, functions, *, reserved_ids, max_source_len, batch_size, casing=None,
+                 owner=None):
+        if max_source_len < 2:
+            raise ValueError(f"Expected max_source_len >= 2. Received: max_source_len={max_source_len}")
+        if reserved_ids and True not in functions:
+            raise ValueError("Expected a constrained function (key True) with reserved_ids. "
+                             f"Received: keys {sorted(functions)}")
+        self.processor = processor
+        self.functions = functions
+        self.reserved_ids = tuple(reserved_ids)
+        self.max_source_len = max_source_len
+        self.batch_size = batch_size
+        self.casing = casing
+        self._owner = owner
+
+    def translate(self, texts, batch_size=None) -> list[str]:
+        """Translations of `texts` in input order, as `seq2seq.translation.translate_texts` gives them."""
+        from seq2seq.inference import length_sorted_batches
+
+        texts = list(texts)
+        lowered = np.zeros(len(texts), bool)
+        if self.casing is not None and texts:
+            cased, lowered = self.casing.lower_first_words(texts)
+            texts, lowered = [text.decode("utf-8") for text in cased.numpy()], lowered.numpy()
+        protect = bool(self.reserved_ids)
+        protected = [placeholders.protect(text) if protect else placeholders.Protected(text, ()) for text in texts]
+        outputs = [""] * len(texts)
+        for indices in length_sorted_batches(texts, batch_size or self.batch_size):
+            ids = self.source_ids([protected[i].text for i in indices])
+            constrain = protect and bool(np.isin(ids, self.reserved_ids).any())
+            token_ids = self.functions[constrain](tf.constant(ids))["token_ids"].numpy()
+            for index, text in zip(indices, self.detokenize(token_ids)):
+                outputs[index] = placeholders.restore(text, protected[index].placeholders) if protect else text
+        if lowered.any():
+            outputs = [text.decode("utf-8") for text in self.casing.raise_first_letters(outputs, lowered).numpy()]
+        return outputs
+
+    def source_ids(self, texts) -> np.ndarray:
+        """int32 [batch, src_time]: pieces + END cut to `max_source_len`, padded with PAD_ID
+        (what `seq2seq.inference.source_ids` makes with the tensorflow-text tokenizer)."""
+        rows = [ids[: self.max_source_len - 1] + [tokens.END_ID] for ids in self.processor.encode(list(texts))]
+        out = np.full((len(rows), max(map(len, rows), default=0)), tokens.PAD_ID, np.int32)
+        for row, ids in zip(out, rows):
+            row[: len(ids)] = ids
+        return out
+
+    def detokenize(self, token_ids) -> list[str]:
+        """[batch, time] ids -> strings: each row up to its first END, PAD and START dropped
+        (what `SentencePieceTokenizer.detokenize` does)."""
+        texts = []
+        for row in np.asarray(token_ids).tolist():
+            row = row[: row.index(tokens.END_ID)] if tokens.END_ID in row else row
+            texts.append(self.processor.decode([i for i in row if i not in (tokens.PAD_ID, tokens.START_ID)]))
+        return texts
+
+
+def cached_translator(run_dir, *, beam_size=None, max_length=None, log=None) -> CachedTranslator:
+    """The run's `CachedTranslator` for these options, from the cache or made (and cached) now.
+
+    `beam_size`, `max_length`: override the run's decode settings, as in
+    `seq2seq.translation.decode_options`. A miss loads the run
+    (`seq2seq.translation.load_run`, whose `UserError`s name a damaged file),
+    traces the decoding functions and saves them; `log` gets one line when
+    they cannot be saved.
+
+    Raises:
+        UserError: the run directory is missing, incomplete or damaged.
+    """
+    from seq2seq.run_config import RunConfig
+    from seq2seq.run_files import RunFiles
+    from seq2seq.translation import RETRAIN
+
+    files = RunFiles(Path(run_dir), "a trained run directory", RETRAIN)
+    files.require((CONFIG_FILE, TOKENIZER_FILE, MODEL_FILE))
+    config = files.config(CONFIG_FILE, RunConfig)
+    options = _options(config, beam_size, max_length)
+    key = cache_key(files.directory, options)
+    entry = files.directory / CACHE_DIR / key
+    if (entry / "saved_model.pb").is_file():
+        try:
+            return _load(entry, files.directory, config, options)
+        except (OSError, ValueError, tf.errors.OpError):
+            pass  # a damaged entry: made again below
+    return _make_and_save(files.directory, entry, options, log)
+
+
+def cache_key(run_dir, options: dict) -> str:
+    """The digest naming a run's cache entry (see the module docstring)."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps({"format": FORMAT, "tensorflow": tf.__version__, "options": options,
+                              "files": _run_files_digest(Path(run_dir))}, sort_keys=True).encode())
+    for name in _GRAPH_SOURCES:
+        path = _PACKAGE / name
+        for source in sorted(path.glob("*.py")) if path.is_dir() else [path]:
+            digest.update(_file_digest(source, source.relative_to(_PACKAGE).as_posix()))
+    return digest.hexdigest()[:20]
+
+
+def _file_digest(path: Path, name: str) -> bytes:
+    if not path.is_file():
+        return f"{name}:missing".encode()
+    with open(path, "rb") as file:
+        return name.encode() + hashlib.file_digest(file, "sha256").digest()
+
+
+def _options(config, beam_size, max_length) -> dict:
+    """The decoding options the graph is traced with: the run's, `beam_size` and `max_length` overriding."""
+    from types import SimpleNamespace
+
+    from seq2seq.translation import decode_options
+
+    # decode_options reads only the run's config.
+    options = decode_options(SimpleNamespace(config=config), beam_size=beam_size, max_length=max_length)
+    return {**options, "protect_placeholders": config.decode.protect_placeholders,
+            "first_word_casing": config.decode.first_word_casing, "batch_size": config.decode.batch_size}
+
+
+def _load(entry: Path, run_dir: Path, config, options: dict) -> CachedTranslator:
+    import sentencepiece
+
+    processor = sentencepiece.SentencePieceProcessor(model_file=str(run_dir / TOKENIZER_FILE))
+    loaded = tf.saved_model.load(str(entry))
+    functions = {False: loaded.translate_free}
+    if hasattr(loaded, "translate_constrained"):
+        functions[True] = loaded.translate_constrained
+    reserved = placeholders.reserved_ids(_Pieces(processor)) if options["protect_placeholders"] else ()
+    casing = _casing(run_dir) if options["first_word_casing"] else None
+    return CachedTranslator(processor, functions, reserved_ids=reserved, max_source_len=options["max_source_len"],
+                            batch_size=options["batch_size"], casing=casing, owner=loaded)
+
+
+class _Pieces:
+    """The `.pieces` of a sentencepiece processor, as `placeholders.reserved_ids` reads them."""
+
+    def __init__(self, processor):
+        self.pieces = [processor.id_to_piece(i) for i in range(processor.get_piece_size())]
+
+
+def _casing(run_dir: Path):
+    """The run's first-word casing. casing.json is part of the cache key, so it loaded cleanly
+    (`seq2seq.translation.load_run`) when the entry was made."""
+    from seq2seq.casing import FirstWordCasing
+
+    words = json.loads((run_dir / CASING_FILE).read_text(encoding="utf-8"))["lower_first_words"]
+    return FirstWordCasing(words)
+
+
+def _make_and_save(run_dir: Path, entry: Path, options: dict, log) -> CachedTranslator:
+    """Loads the run, traces its decoding functions, saves them under `entry` (best effort)."""
+    import sentencepiece
+
+    from seq2seq.cli.quiet import import_tensorflow_quietly
+    from seq2seq.translation import load_run
+
+    import_tensorflow_quietly(text=True)  # the Keras model's tokenizer needs it; its import writes to fd 2
+    run = load_run(run_dir)
+    reserved = placeholders.reserved_ids(run.tokenizer) if options["protect_placeholders"] else ()
+    module = tf.Module(name="decode_cache")
+    module.model_variables = list(run.translator.variables)
+    module.translate_free = _decoding_function(run.translator, options, reserved, constrain=False)
+    functions = {False: module.translate_free}
+    if reserved:
+        module.translate_constrained = _decoding_function(run.translator, options, reserved, constrain=True)
+        functions[True] = module.translate_constrained
+    try:
+        _save(module, entry, options)
+    except (OSError, tf.errors.OpError) as error:
+        if log is not None:
+            log(f"note: could not save the decoding graph in {entry.parent} ({error}); "
+                "the next translate of this run starts slowly again")
+    processor = sentencepiece.SentencePieceProcessor(model_proto=run.tokenizer.model_proto)
+    return CachedTranslator(processor, functions, reserved_ids=reserved, max_source_len=options["max_source_len"],
+                            batch_size=options["batch_size"], casing=run.casing, owner=module)
+
+
+def _decoding_function(translator, options: dict, reserved_ids, *, constrain: bool):
+    """A `tf.function` [batch, src_time] int32 -> {"token_ids": [batch, max_length] int32}."""
+    from seq2seq.decoding import encode_and_decode
+
+    settings = dict(beam_size=options["beam_size"], max_length=options["max_length"],
+                    length_penalty=float(options["length_penalty"]), reserved_ids=tuple(reserved_ids),
+                    constrain=constrain if reserved_ids else None)
+
+    @tf.function(input_signature=[_IDS])
+    def translate(source_ids):
+        return {"token_ids": encode_and_decode(translator, source_ids, **settings).token_ids}
+
+    return translate
+
+
+def _save(module: tf.Module, entry: Path, options: dict) -> None:
+    """Writes the SavedModel to a sibling temporary directory and renames it into place;
+    removes the entries of other weights (a key.json with another `files` digest)."""
+    cache = entry.parent
+    cache.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=cache))
+    try:
+        signatures = {"serving_default": module.translate_free.get_concrete_function()}
+        tf.saved_model.save(module, str(staging), signatures=signatures)
+        files = _run_files_digest(cache.parent)
+        (staging / KEY_FILE).write_text(json.dumps({"options": options, "files": files}, indent=1) + "\n")
+        for other in cache.iterdir():
+            if other.is_dir() and not other.name.startswith(".") and _entry_files(other) != files:
+                shutil.rmtree(other, ignore_errors=True)
+        try:
+            os.replace(staging, entry)
+        except OSError:
+            if not (entry / "saved_model.pb").is_file():  # another process saved it first: fine
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _run_files_digest(run_dir: Path) -> str:
+    """A digest of the bytes of the run's files that the graph and the text handling read."""
+    digest = hashlib.sha256()
+    for name in _RUN_FILES:
+        digest.update(_file_digest(run_dir / name, name))
+    return digest.hexdigest()[:20]
+
+
+def _entry_files(entry: Path):
+    try:
+        return json.loads((entry / KEY_FILE).read_text())["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
