@@ -1,24 +1,29 @@
 """A run's decoding graph kept in its run directory, so `seq2seq translate` starts fast.
 
 Tracing the decoding loop (`seq2seq.decoding.encode_and_decode`) in Python
-takes longer than importing TensorFlow, and loading the Keras model needs Keras
-and tensorflow-text. The first `seq2seq translate` of a run (per beam size and
-maximum length) therefore saves the traced graph and the translator's
-variables as a SavedModel under
+takes about as long as importing TensorFlow, and loading the Keras model needs
+Keras and tensorflow-text. The first `seq2seq translate` of a run with a given
+beam size and maximum length therefore saves the traced graphs with the
+translator's variables, as SavedModels:
 
-    RUN/decode_cache/<key>/      one per set of decoding options
+    RUN/decode_cache/<key>/free/          the search without the placeholder constraint
+    RUN/decode_cache/<key>/constrained/   with it (runs whose tokenizer reserves placeholders)
+    RUN/decode_cache/<key>/key.json       the options and run files it was made from
 
-and every later one loads that instead: no Keras model, no retracing, no
+and every later one loads them instead: no Keras model, no retracing, no
 tensorflow-text (the python `sentencepiece` library encodes and decodes the
-same ids as the tensorflow-text op the training pipeline uses).
+same ids as the tensorflow-text op the training pipeline uses). Each
+SavedModel is loaded when a batch first needs it; most batches hold no
+placeholder, so a start-up usually reads one graph.
 
 `<key>` is a digest of what the graph depends on: the bytes of config.toml,
 tokenizer.model, model.keras and casing.json, the source files that build the
 graph (`seq2seq/decoding.py`, `seq2seq/models/`, `seq2seq/layers/`, this
 module), the TensorFlow version and the decoding options. Retraining, editing
 the config or upgrading the kit gives another key, so a stale graph is never
-used; entries of earlier weights are removed when a new one is written. A run
-directory that cannot be written is translated without a cache.
+used; when an entry is written, those of other weights and those of the same
+options made by other code are removed. A run directory that cannot be
+written is translated without a cache.
 
 Outputs are those of `seq2seq.translation.translate_texts` byte for byte: the
 same first-word casing, placeholder protection, length-sorted batches, source
@@ -41,7 +46,8 @@ from seq2seq import placeholders, tokens
 from seq2seq.translation import CASING_FILE, CONFIG_FILE, MODEL_FILE, TOKENIZER_FILE
 
 CACHE_DIR = "decode_cache"
-KEY_FILE = "key.json"  # what the entry was made from, for a person reading the directory
+KEY_FILE = "key.json"  # what the entry was made from
+VARIANTS = {False: "free", True: "constrained"}  # constrain -> the SavedModel's subdirectory
 FORMAT = 1  # bump when the saved functions' signature or outputs change
 _PACKAGE = Path(__file__).resolve().parent
 _GRAPH_SOURCES = ("decoding.py", "tokens.py", "decode_cache.py", "models", "layers")
@@ -61,11 +67,9 @@ class CachedTranslator:
         max_source_len: sources are cut to this many ids, END included.
         batch_size: sentences decoded together by default.
         casing: a `seq2seq.casing.FirstWordCasing`, or None.
-        owner: what holds the variables the functions read (a loaded SavedModel), kept alive with them.
     """
 
-    def __init__(self, processor, functions, *, reserved_ids, max_source_len, batch_size, casing=None,
-                 owner=None):
+    def __init__(self, processor, functions, *, reserved_ids, max_source_len, batch_size, casing=None):
         if max_source_len < 2:
             raise ValueError(f"Expected max_source_len >= 2. Received: max_source_len={max_source_len}")
         if reserved_ids and True not in functions:
@@ -77,7 +81,6 @@ class CachedTranslator:
         self.max_source_len = max_source_len
         self.batch_size = batch_size
         self.casing = casing
-        self._owner = owner
 
     def translate(self, texts, batch_size=None) -> list[str]:
         """Translations of `texts` in input order, as `seq2seq.translation.translate_texts` gives them."""
@@ -142,11 +145,8 @@ def cached_translator(run_dir, *, beam_size=None, max_length=None, log=None) -> 
     options = _options(config, beam_size, max_length)
     key = cache_key(files.directory, options)
     entry = files.directory / CACHE_DIR / key
-    if (entry / "saved_model.pb").is_file():
-        try:
-            return _load(entry, files.directory, config, options)
-        except (OSError, ValueError, tf.errors.OpError):
-            pass  # a damaged entry: made again below
+    if (entry / KEY_FILE).is_file():
+        return _load(entry, files.directory, config, options)
     return _make_and_save(files.directory, entry, options, log)
 
 
@@ -185,14 +185,25 @@ def _load(entry: Path, run_dir: Path, config, options: dict) -> CachedTranslator
     import sentencepiece
 
     processor = sentencepiece.SentencePieceProcessor(model_file=str(run_dir / TOKENIZER_FILE))
-    loaded = tf.saved_model.load(str(entry))
-    functions = {False: loaded.translate_free}
-    if hasattr(loaded, "translate_constrained"):
-        functions[True] = loaded.translate_constrained
     reserved = placeholders.reserved_ids(_Pieces(processor)) if options["protect_placeholders"] else ()
+    functions = {constrain: _SavedFunction(entry / VARIANTS[constrain])
+                 for constrain in ((False, True) if reserved else (False,))}
     casing = _casing(run_dir) if options["first_word_casing"] else None
     return CachedTranslator(processor, functions, reserved_ids=reserved, max_source_len=options["max_source_len"],
-                            batch_size=options["batch_size"], casing=casing, owner=loaded)
+                            batch_size=options["batch_size"], casing=casing)
+
+
+class _SavedFunction:
+    """The `translate` function of a SavedModel directory, loaded on the first call."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._loaded = None  # the loaded module: owns the variables the function reads
+
+    def __call__(self, source_ids):
+        if self._loaded is None:
+            self._loaded = tf.saved_model.load(str(self.path))
+        return self._loaded.translate(source_ids)
 
 
 class _Pieces:
@@ -221,22 +232,21 @@ def _make_and_save(run_dir: Path, entry: Path, options: dict, log) -> CachedTran
     import_tensorflow_quietly(text=True)  # the Keras model's tokenizer needs it; its import writes to fd 2
     run = load_run(run_dir)
     reserved = placeholders.reserved_ids(run.tokenizer) if options["protect_placeholders"] else ()
-    module = tf.Module(name="decode_cache")
-    module.model_variables = list(run.translator.variables)
-    module.translate_free = _decoding_function(run.translator, options, reserved, constrain=False)
-    functions = {False: module.translate_free}
-    if reserved:
-        module.translate_constrained = _decoding_function(run.translator, options, reserved, constrain=True)
-        functions[True] = module.translate_constrained
+    modules = {}
+    for constrain in (False, True) if reserved else (False,):
+        modules[constrain] = tf.Module(name=f"decode_{VARIANTS[constrain]}")
+        modules[constrain].model_variables = list(run.translator.variables)
+        modules[constrain].translate = _decoding_function(run.translator, options, reserved, constrain=constrain)
     try:
-        _save(module, entry, options)
+        _save(modules, entry, options)
     except (OSError, tf.errors.OpError) as error:
         if log is not None:
             log(f"note: could not save the decoding graph in {entry.parent} ({error}); "
                 "the next translate of this run starts slowly again")
     processor = sentencepiece.SentencePieceProcessor(model_proto=run.tokenizer.model_proto)
+    functions = {constrain: module.translate for constrain, module in modules.items()}
     return CachedTranslator(processor, functions, reserved_ids=reserved, max_source_len=options["max_source_len"],
-                            batch_size=options["batch_size"], casing=run.casing, owner=module)
+                            batch_size=options["batch_size"], casing=run.casing)
 
 
 def _decoding_function(translator, options: dict, reserved_ids, *, constrain: bool):
@@ -254,27 +264,29 @@ def _decoding_function(translator, options: dict, reserved_ids, *, constrain: bo
     return translate
 
 
-def _save(module: tf.Module, entry: Path, options: dict) -> None:
-    """Writes the SavedModel to a sibling temporary directory and renames it into place;
-    removes the entries of other weights (a key.json with another `files` digest)."""
+def _save(modules: dict, entry: Path, options: dict) -> None:
+    """Writes the SavedModels and key.json to a sibling temporary directory and renames it
+    to `entry`; then removes the stale entries (other weights, or these options made by other code)."""
     cache = entry.parent
     cache.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=cache))
+    key = {"options": options, "files": _run_files_digest(cache.parent)}
     try:
-        signatures = {"serving_default": module.translate_free.get_concrete_function()}
-        tf.saved_model.save(module, str(staging), signatures=signatures)
-        files = _run_files_digest(cache.parent)
-        (staging / KEY_FILE).write_text(json.dumps({"options": options, "files": files}, indent=1) + "\n")
-        for other in cache.iterdir():
-            if other.is_dir() and not other.name.startswith(".") and _entry_files(other) != files:
-                shutil.rmtree(other, ignore_errors=True)
+        for constrain, module in modules.items():
+            tf.saved_model.save(module, str(staging / VARIANTS[constrain]), signatures={})
+        (staging / KEY_FILE).write_text(json.dumps(key, indent=1, sort_keys=True) + "\n")
         try:
             os.replace(staging, entry)
         except OSError:
-            if not (entry / "saved_model.pb").is_file():  # another process saved it first: fine
+            if not (entry / KEY_FILE).is_file():  # else another process saved it first: fine
                 raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    for other in cache.iterdir():
+        made_from = _made_from(other)
+        if other != entry and made_from is not None and (made_from["files"] != key["files"]
+                                                         or made_from["options"] == options):
+            shutil.rmtree(other, ignore_errors=True)
 
 
 def _run_files_digest(run_dir: Path) -> str:
@@ -285,8 +297,10 @@ def _run_files_digest(run_dir: Path) -> str:
     return digest.hexdigest()[:20]
 
 
-def _entry_files(entry: Path):
+def _made_from(entry: Path) -> dict | None:
+    """The key.json of a cache entry, None for anything else (a staging directory, a stray file)."""
     try:
-        return json.loads((entry / KEY_FILE).read_text())["files"]
-    except (OSError, ValueError, KeyError, TypeError):
+        made_from = json.loads((entry / KEY_FILE).read_text())
+    except (OSError, ValueError):
         return None
+    return made_from if isinstance(made_from, dict) and {"files", "options"} <= made_from.keys() else None

@@ -14,9 +14,12 @@ with AVX-512 ...", at ERROR level, once per process whatever the dtype. The
 start-up here runs one such op, so that line goes to the temporary file too.
 
 `import tensorflow` also imports all of Keras (for its optimizers' SavedModel
-registrations): about 0.6 s and 40 MB that a command decoding with a cached
-graph (`seq2seq.decode_cache`) never uses. Keras is kept out of that import
-and loads on its first real use (`import keras`, `tf.keras`).
+registrations) and, when it is installed, JAX (TensorFlow Lite's converter
+takes `jax.jit` if it can): about 0.9 s of CPU and 150 MB that a command
+decoding with a cached graph (`seq2seq.decode_cache`) never uses. Both imports
+are guarded by `except ImportError` in TensorFlow, so they are kept out of it
+here (`DEFERRED_IMPORTS`); Keras loads on its first real use (`import keras`,
+`tf.keras`), JAX too. Measured: docs/performance.md.
 """
 
 import contextlib
@@ -24,9 +27,13 @@ import os
 import sys
 import tempfile
 
+# Packages `import tensorflow` imports inside `try: ... except ImportError`, for code the CLI
+# reaches through its own imports (Keras) or never (JAX, for TensorFlow Lite).
+DEFERRED_IMPORTS = ("keras", "jax")
+
 
 def import_tensorflow_quietly(*, text: bool = True) -> None:
-    """Imports tensorflow (without Keras) and, if `text`, tensorflow_text, hiding their start-up output.
+    """Imports tensorflow (without Keras and JAX) and, if `text`, tensorflow_text, hiding their start-up output.
 
     Idempotent: what is imported already is not imported again, so a command
     may start with `text=False` and call again with `text=True` when it finds
@@ -39,20 +46,20 @@ def import_tensorflow_quietly(*, text: bool = True) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with _stderr_captured():
         if need_tensorflow:
-            _import_tensorflow_without_keras()
+            _import_tensorflow_deferring()
         if need_text:
             import tensorflow_text  # noqa: F401  (registers the SentencePiece ops)
 
 
-def _import_tensorflow_without_keras() -> None:
-    hidden = "keras" not in sys.modules
-    if hidden:  # TensorFlow's eager `import keras.src.optimizers` then fails, and it skips it
-        sys.modules["keras"] = None
+def _import_tensorflow_deferring() -> None:
+    hidden = [name for name in DEFERRED_IMPORTS if name not in sys.modules]
+    for name in hidden:  # `import name` then raises ImportError, which TensorFlow skips
+        sys.modules[name] = None
     try:
         import tensorflow as tf
     finally:
-        if hidden:
-            del sys.modules["keras"]
+        for name in hidden:
+            del sys.modules[name]
     tf.config.list_logical_devices()
     # oneDNN's fallback line (once per process; a 1 x 1 transpose is skipped).
     tf.function(tf.transpose)(tf.zeros([2, 2], tf.int32))
