@@ -30,11 +30,18 @@ model rarely emits the end token, so every batch runs to `max_length`. (Its
 output layer is scaled up so that greedy choices are not float-rounding ties:
 see `_sharpen_outputs`.) A trained run's outputs end where the model says, so
 both decoders run fewer steps and the speedup is smaller.
+
+With a trained run, `startup` holds `seq2seq translate`'s start-up seconds
+(process start to first output) and peak resident memory, each measured in a
+process of its own (`seq2seq.bench.startup`); the sentences/s above are after
+start-up, in this process.
 """
 
 import argparse
 import tempfile
 import time
+
+from seq2seq.bench.startup import STARTUP_REPEATS
 
 GREEDY_SPEEDUP_TARGET = 50.0
 BEAM4_OVER_GREEDY_TARGET = 2.5
@@ -75,6 +82,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"sentences the per-sentence tutorial baseline decodes (default: {TUTORIAL_SENTENCES})")
     parser.add_argument("--repeats", type=int, default=KIT_REPEATS,
                         help=f"kit decodes of each batch, averaged (default: {KIT_REPEATS})")
+    parser.add_argument("--startup-repeats", type=int, default=STARTUP_REPEATS,
+                        help="`seq2seq translate` processes timed from start to first output, with a trained "
+                             f"run (0 = none; default: {STARTUP_REPEATS}; see seq2seq.bench.startup)")
 
 
 def run(args) -> dict:
@@ -88,6 +98,8 @@ def run(args) -> dict:
                         ("--tutorial-sentences", args.tutorial_sentences)):
         if value is not None and value < 1:
             raise UserError(f"{flag} must be at least 1; received {value}")
+    if args.startup_repeats < 0:
+        raise UserError(f"--startup-repeats must be at least 0; received {args.startup_repeats}")
     keras.utils.set_random_seed(args.seed)  # first: seeding clears TF's kernel cache (tokenizer resources)
     split = gettext_split(args.target, args.locale_dir)
     texts = [pair.source for pair in split.test[: args.sentences]]
@@ -102,7 +114,18 @@ def run(args) -> dict:
     tutorial_hypotheses, tutorial_seconds = _measure_tutorial(setup, tutorial_texts)
     report = _report(setup, hypotheses, seconds, kit_repeats=args.repeats)
     greedy_by_text = dict(zip(_batch_order(setup, texts), hypotheses["greedy"]))
-    return _with_tutorial(report, greedy_by_text, tutorial_texts, tutorial_hypotheses, tutorial_seconds)
+    report = _with_tutorial(report, greedy_by_text, tutorial_texts, tutorial_hypotheses, tutorial_seconds)
+    return {**report, "startup": _startup(model, texts, args.startup_repeats)}
+
+
+def _startup(model: str | None, texts: list[str], repeats: int) -> dict | None:
+    """`seq2seq translate`'s start-up seconds and peak RSS (`seq2seq.bench.startup`); None without
+    a trained run (the command needs a run directory) or with 0 repeats."""
+    from seq2seq.bench.startup import startup_report
+
+    if model is None or repeats == 0:
+        return None
+    return startup_report(model, texts, repeats=repeats)
 
 
 def _batch_order(setup: dict, texts: list[str]) -> list[str]:
