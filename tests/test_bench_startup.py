@@ -16,6 +16,7 @@ def test_a_process_is_timed_to_its_first_line_and_its_exit_with_its_peak_memory(
     assert result["stdout"] == b"ABC\ndone\n"
     assert result["first_line_seconds"] + 0.4 <= result["seconds"]
     assert 64 <= result["peak_rss_mb"] < 1024
+    assert 0 < result["cpu_seconds"] < result["seconds"]
 
 
 def test_a_failing_process_raises_with_its_stderr():

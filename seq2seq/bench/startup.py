@@ -36,10 +36,12 @@ IMPORT_FLOOR = [sys.executable, "-c", "import tensorflow, tensorflow_text; print
 
 
 def timed_process(argv: list[str], stdin: bytes = b"", env: dict | None = None) -> dict:
-    """Runs `argv` with `stdin`; returns {"first_line_seconds", "seconds", "peak_rss_mb", "stdout"}.
+    """Runs `argv` with `stdin`; returns {"first_line_seconds", "seconds", "cpu_seconds", "peak_rss_mb", "stdout"}.
 
     `first_line_seconds` runs from just before the process is started to its
-    first line on stdout (None if it printed none); `seconds` to its exit.
+    first line on stdout (None if it printed none); `seconds` to its exit;
+    `cpu_seconds` is its user + system time, which other processes' load
+    disturbs less than the wall-clock time.
     Raises `RuntimeError` (with the process's stderr) if it exits with an error.
     """
     with tempfile.TemporaryFile() as stderr, tempfile.TemporaryFile() as stdin_file:
@@ -59,7 +61,8 @@ def timed_process(argv: list[str], stdin: bytes = b"", env: dict | None = None) 
             message = stderr.read().decode("utf-8", errors="replace").strip()
             raise RuntimeError(f"{' '.join(argv)} exited with {process.returncode}: {message[-2000:]}")
     # ru_maxrss is in KiB on Linux.
-    return {"first_line_seconds": first_line, "seconds": seconds, "peak_rss_mb": usage.ru_maxrss / 1024,
+    return {"first_line_seconds": first_line, "seconds": seconds, "cpu_seconds": usage.ru_utime + usage.ru_stime,
+            "peak_rss_mb": usage.ru_maxrss / 1024,
             "stdout": first + rest}
 
 
@@ -82,10 +85,13 @@ def startup_report(run_dir, texts: list[str], *, sentence: str = STARTUP_SENTENC
         everything = timed_process(translate, "".join(text + "\n" for text in texts).encode("utf-8"))
     return {
         "first_translate_seconds": round(first["first_line_seconds"], 2),
+        "first_translate_cpu_seconds": round(first["cpu_seconds"], 2),
         "first_translate_peak_rss_mb": round(first["peak_rss_mb"]),
         "startup_seconds": round(statistics.median(r["first_line_seconds"] for r in cached), 2),
+        "startup_cpu_seconds": round(statistics.median(r["cpu_seconds"] for r in cached), 2),
         "startup_peak_rss_mb": round(max(r["peak_rss_mb"] for r in cached)),
         "tensorflow_import_seconds": round(statistics.median(r["first_line_seconds"] for r in floor), 2),
+        "tensorflow_import_cpu_seconds": round(statistics.median(r["cpu_seconds"] for r in floor), 2),
         "tensorflow_import_peak_rss_mb": round(max(r["peak_rss_mb"] for r in floor)),
         "decode_peak_rss_mb": round(everything["peak_rss_mb"]),
         "decode_sentences": len(texts),
