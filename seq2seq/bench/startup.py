@@ -5,7 +5,7 @@ comes from a child process started here: seconds from just before it is
 started to its first line on stdout, and its peak resident set size (the
 kernel's `ru_maxrss` of the child, from `os.wait4`). Measured on a copy of the
 run directory, so that the first translate (which traces the decoding graph
-and writes `decode_cache/`, `seq2seq.decode_cache`) is timed too and the
+and writes `decode_cache/`, `seq2seq.runs.decode_cache`) is timed too and the
 user's run is not written:
 
 - `first_translate_seconds`: one sentence, the run without a cached graph;
@@ -77,7 +77,7 @@ def startup_report(run_dir, texts: list[str], *, sentence: str = STARTUP_SENTENC
     one = (sentence + "\n").encode("utf-8")
     with tempfile.TemporaryDirectory(prefix="seq2seq-startup-") as work:
         copy = Path(work) / "run"
-        shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("decode_cache", "checkpoints", "logs"))
+        shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns("decode_cache", "checkpoints", "best", "logs"))
         translate = TRANSLATE + ["--model", str(copy)]
         first = timed_process(translate, one)
         cached = [timed_process(translate, one) for _ in range(repeats)]

@@ -16,7 +16,7 @@ start-up here runs one such op, so that line goes to the temporary file too.
 `import tensorflow` also imports all of Keras (for its optimizers' SavedModel
 registrations) and, when it is installed, JAX (TensorFlow Lite's converter
 takes `jax.jit` if it can): about 0.9 s of CPU and 150 MB that a command
-decoding with a cached graph (`seq2seq.decode_cache`) never uses. Both imports
+decoding with a cached graph (`seq2seq.runs.decode_cache`) never uses. Both imports
 are guarded by `except ImportError` in TensorFlow, so they are kept out of it
 here (`DEFERRED_IMPORTS`); Keras loads on its first real use (`import keras`,
 `tf.keras`), JAX too. Measured: docs/performance.md.

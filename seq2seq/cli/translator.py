@@ -37,7 +37,7 @@ def register(subparsers) -> None:
                            help="text file, one sentence per line (default: standard input)")
     _add_decoding_arguments(translate)
     _add_strict_argument(translate, "writes an empty line for it")
-    # A run's cached decoding graph needs neither tensorflow-text nor Keras (seq2seq.decode_cache).
+    # A run's cached decoding graph needs neither tensorflow-text nor Keras (seq2seq.runs.decode_cache).
     translate.set_defaults(handler=run_translate, without_tensorflow_text=True)
 
     evaluate = subparsers.add_parser("evaluate", help="BLEU, chrF and exact match on a TSV corpus, as JSON")
@@ -160,9 +160,9 @@ def _train_command(args) -> str:
 
 
 def run_translate(args) -> int:
-    from seq2seq.decode_cache import cached_translator
+    from seq2seq.runs.decode_cache import cached_translator
 
-    # The decoding graph saved by this run's first translate, without retracing (seq2seq.decode_cache).
+    # The decoding graph saved by this run's first translate, without retracing (seq2seq.runs.decode_cache).
     translator = cached_translator(args.model, beam_size=args.beam, max_length=args.max_length, log=log)
     lines = read_input_lines(args.input, strict=args.strict)
     lines.warn("wrote an empty line")

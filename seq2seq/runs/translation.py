@@ -10,6 +10,7 @@ A run directory holds everything a run needs to be resumed, used or exported:
     checkpoints/     the last train.keep_checkpoints step checkpoints (resume; `seq2seq average`)
     best/            the best epoch's weights
     logs/            TensorBoard scalars (and, selecting by BLEU/chrF, sample translations)
+    decode_cache/    decoding graphs `seq2seq translate` saved and reloads (`seq2seq.runs.decode_cache`)
 
 `train_run` writes it; `load_run` reads it back for `translate_texts`,
 `evaluate_run` and export.

@@ -25,7 +25,7 @@ used; when an entry is written, those of other weights and those of the same
 options made by other code are removed. A run directory that cannot be
 written is translated without a cache.
 
-Outputs are those of `seq2seq.translation.translate_texts` byte for byte: the
+Outputs are those of `seq2seq.runs.translation.translate_texts` byte for byte: the
 same first-word casing, placeholder protection, length-sorted batches, source
 cut, and one graph per batch chosen as `seq2seq.decoding.translate_ids` does
 (the placeholder constraint only for a batch whose sources hold a reserved
@@ -43,14 +43,15 @@ import numpy as np
 import tensorflow as tf
 
 from seq2seq import placeholders, tokens
-from seq2seq.translation import CASING_FILE, CONFIG_FILE, MODEL_FILE, TOKENIZER_FILE
+from seq2seq.runs.directory import CONFIG_FILE
+from seq2seq.runs.translation import CASING_FILE, MODEL_FILE, TOKENIZER_FILE
 
 CACHE_DIR = "decode_cache"
 KEY_FILE = "key.json"  # what the entry was made from
 VARIANTS = {False: "free", True: "constrained"}  # constrain -> the SavedModel's subdirectory
 FORMAT = 1  # bump when the saved functions' signature or outputs change
-_PACKAGE = Path(__file__).resolve().parent
-_GRAPH_SOURCES = ("decoding.py", "tokens.py", "decode_cache.py", "models", "layers")
+_PACKAGE = Path(__file__).resolve().parent.parent  # seq2seq/
+_GRAPH_SOURCES = ("decoding.py", "tokens.py", "runs/decode_cache.py", "models", "layers")
 _RUN_FILES = (CONFIG_FILE, TOKENIZER_FILE, MODEL_FILE, CASING_FILE)
 _IDS = tf.TensorSpec([None, None], tf.int32, name="source_ids")
 
@@ -83,7 +84,7 @@ class CachedTranslator:
         self.casing = casing
 
     def translate(self, texts, batch_size=None) -> list[str]:
-        """Translations of `texts` in input order, as `seq2seq.translation.translate_texts` gives them."""
+        """Translations of `texts` in input order, as `seq2seq.runs.translation.translate_texts` gives them."""
         from seq2seq.inference import length_sorted_batches
 
         texts = list(texts)
@@ -127,17 +128,17 @@ def cached_translator(run_dir, *, beam_size=None, max_length=None, log=None) -> 
     """The run's `CachedTranslator` for these options, from the cache or made (and cached) now.
 
     `beam_size`, `max_length`: override the run's decode settings, as in
-    `seq2seq.translation.decode_options`. A miss loads the run
-    (`seq2seq.translation.load_run`, whose `UserError`s name a damaged file),
+    `seq2seq.runs.translation.decode_options`. A miss loads the run
+    (`seq2seq.runs.translation.load_run`, whose `UserError`s name a damaged file),
     traces the decoding functions and saves them; `log` gets one line when
     they cannot be saved.
 
     Raises:
         UserError: the run directory is missing, incomplete or damaged.
     """
-    from seq2seq.run_config import RunConfig
-    from seq2seq.run_files import RunFiles
-    from seq2seq.translation import RETRAIN
+    from seq2seq.runs.config import RunConfig
+    from seq2seq.runs.files import RunFiles
+    from seq2seq.runs.translation import RETRAIN
 
     files = RunFiles(Path(run_dir), "a trained run directory", RETRAIN)
     files.require((CONFIG_FILE, TOKENIZER_FILE, MODEL_FILE))
@@ -173,7 +174,7 @@ def _options(config, beam_size, max_length) -> dict:
     """The decoding options the graph is traced with: the run's, `beam_size` and `max_length` overriding."""
     from types import SimpleNamespace
 
-    from seq2seq.translation import decode_options
+    from seq2seq.runs.translation import decode_options
 
     # decode_options reads only the run's config.
     options = decode_options(SimpleNamespace(config=config), beam_size=beam_size, max_length=max_length)
@@ -215,7 +216,7 @@ class _Pieces:
 
 def _casing(run_dir: Path):
     """The run's first-word casing. casing.json is part of the cache key, so it loaded cleanly
-    (`seq2seq.translation.load_run`) when the entry was made."""
+    (`seq2seq.runs.translation.load_run`) when the entry was made."""
     from seq2seq.casing import FirstWordCasing
 
     words = json.loads((run_dir / CASING_FILE).read_text(encoding="utf-8"))["lower_first_words"]
@@ -227,7 +228,7 @@ def _make_and_save(run_dir: Path, entry: Path, options: dict, log) -> CachedTran
     import sentencepiece
 
     from seq2seq.cli.quiet import import_tensorflow_quietly
-    from seq2seq.translation import load_run
+    from seq2seq.runs.translation import load_run
 
     import_tensorflow_quietly(text=True)  # the Keras model's tokenizer needs it; its import writes to fd 2
     run = load_run(run_dir)

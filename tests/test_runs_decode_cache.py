@@ -14,9 +14,9 @@ import sys
 import numpy as np
 import pytest
 
-from seq2seq import config_io, decode_cache
 from seq2seq.data.generated import generate_pairs
-from seq2seq.run_config import RunConfig
+from seq2seq.runs import config_io, decode_cache
+from seq2seq.runs.config import RunConfig
 
 SOURCES = [pair.source for pair in generate_pairs("copy", 200, seed=0)]
 WORDS = sorted({word for source in SOURCES for word in source.split()})
@@ -26,12 +26,15 @@ TEXTS = [f"{WORDS[0].title()} {WORDS[1]}", f"{WORDS[2]} %s {WORDS[3]} %d", "", "
          f"{WORDS[4]} été ½", SOURCES[0], f"{WORDS[5]} %1$s"]
 
 
-def make_run(directory, *, seed=0, beam_size=2):
-    """An untrained run directory: config.toml, tokenizer.model, casing.json and model.keras."""
+def make_run(directory, *, seed=0, protect_placeholders=True):
+    """An untrained run directory: config.toml, tokenizer.model, casing.json and model.keras.
+
+    Without `protect_placeholders` the run has one search to trace (no constrained variant).
+    """
     import keras
 
     from seq2seq.tokenizer import SentencePieceTokenizer, train_sentencepiece_from_sentences
-    from seq2seq.translation import build_translator
+    from seq2seq.runs.translation import build_translator
 
     directory.mkdir(parents=True, exist_ok=True)
     model = train_sentencepiece_from_sentences(SOURCES, directory, name="tokenizer", vocab_size=48,
@@ -41,7 +44,7 @@ def make_run(directory, *, seed=0, beam_size=2):
         "tokenizer": {"vocab_size": tokenizer.vocab_size},
         "batching": {"max_source_len": 6, "max_target_len": 8},
         "model": {"embed_dim": 8, "units": 8},
-        "decode": {"beam_size": beam_size, "max_length": 10},
+        "decode": {"beam_size": 2, "max_length": 10, "protect_placeholders": protect_placeholders},
     })
     (directory / "config.toml").write_text(config_io.to_toml(config))
     (directory / "casing.json").write_text(json.dumps({"lower_first_words": [WORDS[0].title()]}))
@@ -54,7 +57,7 @@ def make_run(directory, *, seed=0, beam_size=2):
 
 
 def expected_translations(run_dir, texts, **options):
-    from seq2seq.translation import load_run, translate_texts
+    from seq2seq.runs.translation import load_run, translate_texts
 
     return translate_texts(load_run(run_dir), texts, **options)
 
@@ -91,7 +94,7 @@ def test_python_sentencepiece_encodes_and_decodes_as_the_tensorflow_text_tokeniz
 
     from seq2seq.inference import source_ids
     from seq2seq.tokens import END_ID, PAD_ID, START_ID
-    from seq2seq.translation import load_run
+    from seq2seq.runs.translation import load_run
 
     run = load_run(run_dir)
     cached = decode_cache.cached_translator(run_dir)
@@ -107,12 +110,13 @@ def test_python_sentencepiece_encodes_and_decodes_as_the_tensorflow_text_tokeniz
 
 
 def test_other_options_get_their_own_entry_and_new_weights_replace_the_old_ones(tmp_path):
-    run_dir = make_run(tmp_path / "run")
+    run_dir = make_run(tmp_path / "run", protect_placeholders=False)
     decode_cache.cached_translator(run_dir)
     greedy = decode_cache.cached_translator(run_dir, beam_size=1, max_length=5)
     assert len(entries(run_dir)) == 2
     assert greedy.translate(TEXTS) == expected_translations(run_dir, TEXTS, beam_size=1, max_length=5)
-    make_run(run_dir, seed=1)  # retrained: other weights in model.keras
+    assert sorted(os.listdir(run_dir / decode_cache.CACHE_DIR / entries(run_dir)[0])) == ["free", "key.json"]
+    make_run(run_dir, seed=1, protect_placeholders=False)  # retrained: other weights in model.keras
     before = entries(run_dir)
     retrained = decode_cache.cached_translator(run_dir)
     assert not isinstance(retrained.functions[False], decode_cache._SavedFunction)  # not the old graph
@@ -121,7 +125,7 @@ def test_other_options_get_their_own_entry_and_new_weights_replace_the_old_ones(
 
 
 def test_a_run_directory_that_cannot_hold_the_cache_is_translated_without_it(tmp_path):
-    run_dir = make_run(tmp_path / "run")
+    run_dir = make_run(tmp_path / "run", protect_placeholders=False)
     (run_dir / decode_cache.CACHE_DIR).write_text("not a directory")
     notes = []
     translator = decode_cache.cached_translator(run_dir, log=notes.append)
