@@ -122,6 +122,10 @@ def test_other_options_get_their_own_entry_and_new_weights_replace_the_old_ones(
     assert not isinstance(retrained.functions[False], decode_cache._SavedFunction)  # not the old graph
     after = entries(run_dir)
     assert len(after) == 1 and after[0] not in before  # both entries of the old weights removed
+    (run_dir / decode_cache.CACHE_DIR / after[0] / "free" / "saved_model.pb").unlink()
+    remade = decode_cache.cached_translator(run_dir)  # a damaged entry is made again
+    assert not isinstance(remade.functions[False], decode_cache._SavedFunction)
+    assert entries(run_dir) == after and decode_cache._complete(run_dir / decode_cache.CACHE_DIR / after[0])
 
 
 def test_a_run_directory_that_cannot_hold_the_cache_is_translated_without_it(tmp_path):

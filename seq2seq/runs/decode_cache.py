@@ -49,7 +49,7 @@ from seq2seq.runs.translation import CASING_FILE, MODEL_FILE, TOKENIZER_FILE
 CACHE_DIR = "decode_cache"
 KEY_FILE = "key.json"  # what the entry was made from
 VARIANTS = {False: "free", True: "constrained"}  # constrain -> the SavedModel's subdirectory
-FORMAT = 1  # bump when the saved functions' signature or outputs change
+FORMAT = 2  # bump when the saved functions' signature or outputs change
 _PACKAGE = Path(__file__).resolve().parent.parent  # seq2seq/
 _GRAPH_SOURCES = ("decoding.py", "tokens.py", "runs/decode_cache.py", "models", "layers")
 _RUN_FILES = (CONFIG_FILE, TOKENIZER_FILE, MODEL_FILE, CASING_FILE)
@@ -146,7 +146,7 @@ def cached_translator(run_dir, *, beam_size=None, max_length=None, log=None) -> 
     options = _options(config, beam_size, max_length)
     key = cache_key(files.directory, options)
     entry = files.directory / CACHE_DIR / key
-    if (entry / KEY_FILE).is_file():
+    if _complete(entry):
         return _load(entry, files.directory, config, options)
     return _make_and_save(files.directory, entry, options, log)
 
@@ -271,15 +271,18 @@ def _save(modules: dict, entry: Path, options: dict) -> None:
     cache = entry.parent
     cache.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=cache))
-    key = {"options": options, "files": _run_files_digest(cache.parent)}
+    key = {"options": options, "files": _run_files_digest(cache.parent),
+           "variants": [VARIANTS[constrain] for constrain in modules]}
     try:
         for constrain, module in modules.items():
             tf.saved_model.save(module, str(staging / VARIANTS[constrain]), signatures={})
         (staging / KEY_FILE).write_text(json.dumps(key, indent=1, sort_keys=True) + "\n")
+        if entry.exists() and not _complete(entry):
+            shutil.rmtree(entry, ignore_errors=True)  # damaged: replaced
         try:
             os.replace(staging, entry)
         except OSError:
-            if not (entry / KEY_FILE).is_file():  # else another process saved it first: fine
+            if not _complete(entry):  # else another process saved it first: fine
                 raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -288,6 +291,13 @@ def _save(modules: dict, entry: Path, options: dict) -> None:
         if other != entry and made_from is not None and (made_from["files"] != key["files"]
                                                          or made_from["options"] == options):
             shutil.rmtree(other, ignore_errors=True)
+
+
+def _complete(entry: Path) -> bool:
+    """Whether `entry` holds its key.json and each SavedModel it lists (a deleted one is made again)."""
+    made_from = _made_from(entry)
+    return made_from is not None and all((entry / name / "saved_model.pb").is_file()
+                                         for name in made_from["variants"])
 
 
 def _run_files_digest(run_dir: Path) -> str:
@@ -304,4 +314,5 @@ def _made_from(entry: Path) -> dict | None:
         made_from = json.loads((entry / KEY_FILE).read_text())
     except (OSError, ValueError):
         return None
-    return made_from if isinstance(made_from, dict) and {"files", "options"} <= made_from.keys() else None
+    keys = {"files", "options", "variants"}
+    return made_from if isinstance(made_from, dict) and keys <= made_from.keys() else None
