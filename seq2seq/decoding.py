@@ -74,6 +74,23 @@ class DecodeResult(NamedTuple):
     attention: tf.Tensor  # [batch, max_length, src_time] float32
 
 
+class NBestResult(NamedTuple):
+    """The `n_best` best hypotheses per input row, best first: `DecodeResult`'s
+    fields with an [n_best] axis after the batch axis.
+
+    Finished hypotheses come first (by score), then, when a row finished fewer
+    than `n_best` by `max_length`, its best unfinished ones (cut at
+    `max_length`). A slot left without any hypothesis has length 0, only
+    `PAD_ID` tokens, zero attention and `log_probs = scores = -inf`.
+    """
+
+    token_ids: tf.Tensor  # [batch, n_best, max_length] int32
+    lengths: tf.Tensor  # [batch, n_best] int32
+    log_probs: tf.Tensor  # [batch, n_best] float32
+    scores: tf.Tensor  # [batch, n_best] float32
+    attention: tf.Tensor  # [batch, n_best, max_length, src_time] float32
+
+
 class _Finished(NamedTuple):
     """The best `width` finished hypotheses per row, best first: [batch, width]."""
 
@@ -163,8 +180,8 @@ class Search:
         raise NotImplementedError
 
     def __call__(self, step_fn, initial_state, batch_size, *, max_length, min_length=0, source_state=None,
-                 reserved_ids=(), required=None):
-        """Decodes `batch_size` rows; returns a `DecodeResult`.
+                 reserved_ids=(), required=None, n_best=None):
+        """Decodes `batch_size` rows; returns a `DecodeResult`, or an `NBestResult` with `n_best`.
 
         Args:
             step_fn: see the module docstring.
@@ -178,17 +195,33 @@ class Search:
                 never emitted unless `required`.
             required: None, or [batch, len(reserved_ids)] bool: the reserved
                 tokens each row must emit exactly once before its end token.
+            n_best: None (the best hypothesis, a `DecodeResult`), or how many
+                of the best hypotheses to return per row, 1 .. width (an
+                `NBestResult`). A row then stops early only once its
+                `n_best`-th finished hypothesis can no longer be beaten.
         """
         _check_lengths(max_length, min_length)
+        self._check_n_best(n_best)
         source_state = dict(source_state or {})
         rules = _TokenRules(min_length, max_length, reserved_ids, required)
         loop = self._initial_loop(initial_state, batch_size, max_length, rules)
+        rank = (n_best or 1) - 1  # the finished hypothesis that must be safe before a row stops
         loop = tf.while_loop(
             lambda loop: (loop.step < max_length) & ~tf.reduce_all(loop.rows.done),
-            lambda loop: (self._advance(step_fn, loop, source_state, rules),),
+            lambda loop: (self._advance(step_fn, loop, source_state, rules, rank),),
             (loop,),
         )[0]
-        return self._best(loop, max_length)
+        if n_best is None:
+            best = self._n_best(loop, max_length, 1)
+            return DecodeResult(*(tf.squeeze(field, axis=1) for field in best))
+        return _emptied(self._n_best(loop, max_length, n_best))
+
+    def _check_n_best(self, n_best):
+        if n_best is not None and (not isinstance(n_best, int) or not 1 <= n_best <= self.width):
+            raise ValueError(
+                f"`n_best` must be an integer from 1 to the beam size ({self.width}); raise the beam size "
+                f"to get more hypotheses. Received: n_best={n_best!r}"
+            )
 
     def _initial_loop(self, initial_state, batch_size, max_length, rules):
         width = self.width
@@ -220,7 +253,7 @@ class Search:
             ),
         )
 
-    def _advance(self, step_fn, loop, source_state, rules):
+    def _advance(self, step_fn, loop, source_state, rules, rank=0):
         """One decoding step for the rows still searching; done rows are left out of the model call.
 
         Rows finish at different steps (sentences of different lengths in one
@@ -233,7 +266,7 @@ class Search:
         slots = tf.reshape(live[:, None] * self.width + tf.range(self.width), [-1])  # [live * width]
         rows = _gather_rows(loop.rows, live, slots)
         sources = {k: tf.gather(v, live) for k, v in source_state.items()}
-        rows, records = self._extend(step_fn, rows, sources, loop.step, rules.of_rows(live))
+        rows, records = self._extend(step_fn, rows, sources, loop.step, rules.of_rows(live), rank)
         return _Loop(
             step=loop.step + 1,
             rows=_scatter_rows(loop.rows, rows, live, slots),
@@ -243,10 +276,12 @@ class Search:
             )),
         )
 
-    def _extend(self, step_fn, rows, sources, step, rules):
+    def _extend(self, step_fn, rows, sources, step, rules, rank=0):
         """Runs the model once on `rows` (all live) and extends, finishes and reselects their hypotheses.
 
-        Returns the next `_Rows` and this step's `_Records`.
+        `rank`: the row is settled once its finished hypothesis of this rank
+        (0 = the best) can no longer be beaten. Returns the next `_Rows` and
+        this step's `_Records`.
         """
         batch, width = tf.shape(rows.inputs)[0], self.width
         state = {**rows.model_state, **sources}
@@ -267,7 +302,7 @@ class Search:
             model_state[key] = value if width == 1 or value is state[key] else tf.gather(value, flat_parents)
         found = tf.reduce_sum(tf.cast(finished.scores > _VALID, tf.int32), axis=1)
         nothing_alive = tf.reduce_all(alive_log_probs <= _VALID, axis=1)
-        settled = self._settled(finished.scores[:, 0], alive_log_probs, rules.max_length)
+        settled = self._settled(finished.scores[:, rank], alive_log_probs, rules.max_length)
         inputs = tf.gather(tokens, alive_from, batch_dims=1)
         next_rows = _Rows(
             inputs=inputs,
@@ -311,30 +346,55 @@ class Search:
     def _penalty(self, length):
         return ((5.0 + tf.cast(length, tf.float32)) / 6.0) ** self.length_penalty
 
-    def _best(self, loop, max_length):
-        """The best finished hypothesis per row, else the best alive one."""
+    def _n_best(self, loop, max_length, n) -> NBestResult:
+        """The `n` best hypotheses per row: its finished ones, then its best alive ones.
+
+        Finished and alive slots are each sorted best first (an alive slot's
+        score is its log-prob sum over the penalty of the same length, so the
+        order of the sums), so slot k is finished slot k while k < found, else
+        alive slot k - found. Slots that hold nothing have log_probs <= _VALID.
+        """
         last = loop.step - 1
-        finished = loop.rows.finished
-        found = finished.scores[:, 0] > _VALID
-        end_steps = tf.where(found, finished.end_steps[:, 0], last)
-        candidates = tf.where(
-            found, finished.candidates[:, 0], loop.history.alive_from.read(last)[:, 0]
-        )
-        log_probs = tf.where(found, finished.log_probs[:, 0], loop.rows.alive_log_probs[:, 0])
+        finished, alive = loop.rows.finished, loop.rows.alive_log_probs
+        found = tf.reduce_sum(tf.cast(finished.scores > _VALID, tf.int32), axis=1)[:, None]  # [batch, 1]
+        k = tf.range(n)[None, :]
+        from_finished = k < found  # [batch, n]
+        alive_slot = tf.clip_by_value(k - found, 0, self.width - 1)
+
+        def pick(finished_values, alive_values):
+            return tf.where(from_finished, tf.gather(finished_values, tf.broadcast_to(k, tf.shape(alive_slot)),
+                                                     batch_dims=1),
+                            tf.gather(alive_values, alive_slot, batch_dims=1))
+
+        end_steps = pick(finished.end_steps, tf.fill(tf.shape(alive), last))
+        candidates = pick(finished.candidates, loop.history.alive_from.read(last))
+        log_probs = pick(finished.log_probs, alive)
         lengths = end_steps + 1
-        scores = tf.where(found, finished.scores[:, 0], log_probs / self._penalty(lengths))
+        scores = tf.where(from_finished, pick(finished.scores, alive), log_probs / self._penalty(lengths))
         token_ids, attention = _backtrack(loop.history, loop.step, end_steps, candidates)
         missing = max_length - loop.step
-        token_ids = tf.pad(token_ids, [[0, 0], [0, missing]])
-        return DecodeResult(
-            token_ids=tf.ensure_shape(token_ids, [None, max_length]),
+        token_ids = tf.pad(token_ids, [[0, 0], [0, 0], [0, missing]])
+        return NBestResult(
+            token_ids=tf.ensure_shape(token_ids, [None, n, max_length]),
             lengths=lengths,
             log_probs=log_probs,
             scores=scores,
             attention=tf.ensure_shape(
-                tf.pad(attention, [[0, 0], [0, missing], [0, 0]]), [None, max_length, None]
+                tf.pad(attention, [[0, 0], [0, 0], [0, missing], [0, 0]]), [None, n, max_length, None]
             ),
         )
+
+
+def _emptied(result: NBestResult) -> NBestResult:
+    """`result` with each slot that holds no hypothesis (log_probs <= _VALID) made empty (see `NBestResult`)."""
+    empty = result.log_probs <= _VALID
+    return NBestResult(
+        token_ids=tf.where(empty[:, :, None], PAD_ID, result.token_ids),
+        lengths=tf.where(empty, 0, result.lengths),
+        log_probs=tf.where(empty, -np.inf, result.log_probs),
+        scores=tf.where(empty, -np.inf, result.scores),
+        attention=tf.where(empty[:, :, None, None], 0.0, result.attention),
+    )
 
 
 class GreedySearch(Search):
@@ -363,13 +423,13 @@ class BeamSearch(Search):
         return top_candidates(logits, shift, bias, 2 * self.width, tail)
 
 
-def greedy_decode(step_fn, initial_state, batch_size, *, max_length, min_length=0, **placeholders):
+def greedy_decode(step_fn, initial_state, batch_size, *, max_length, min_length=0, **options):
     """Greedy decoding; returns a `DecodeResult` (see the module docstring).
 
-    `placeholders`: `reserved_ids` and `required` as in `Search.__call__`.
+    `options`: `reserved_ids`, `required` and `n_best` as in `Search.__call__`.
     """
     return GreedySearch()(
-        step_fn, initial_state, batch_size, max_length=max_length, min_length=min_length, **placeholders
+        step_fn, initial_state, batch_size, max_length=max_length, min_length=min_length, **options
     )
 
 
@@ -382,14 +442,15 @@ def beam_search_decode(
     max_length,
     min_length=0,
     length_penalty=DEFAULT_LENGTH_PENALTY,
-    **placeholders,
+    **options,
 ):
-    """Beam search; returns the best hypothesis per row as a `DecodeResult`.
+    """Beam search; returns the best hypothesis per row as a `DecodeResult`
+    (with `n_best`, the best `n_best` as an `NBestResult`).
 
-    `placeholders`: `reserved_ids` and `required` as in `Search.__call__`.
+    `options`: `reserved_ids`, `required` and `n_best` as in `Search.__call__`.
     """
     return BeamSearch(beam_size, length_penalty)(
-        step_fn, initial_state, batch_size, max_length=max_length, min_length=min_length, **placeholders
+        step_fn, initial_state, batch_size, max_length=max_length, min_length=min_length, **options
     )
 
 
@@ -403,6 +464,7 @@ def encode_and_decode(
     length_penalty=DEFAULT_LENGTH_PENALTY,
     reserved_ids=(),
     constrain=None,
+    n_best=None,
 ):
     """`translator.encode` then greedy (beam_size=1) or beam search.
 
@@ -414,6 +476,8 @@ def encode_and_decode(
     the reserved tokens only forbidden, right for (and only for) a batch whose
     sources hold none; None = decided in the graph per batch (a `tf.cond`
     that traces both). Every choice that is right gives the same outputs.
+    `n_best`: None for a `DecodeResult`, else an `NBestResult` of that many
+    hypotheses per source (at most `beam_size`).
     """
     search = _make_search(beam_size, length_penalty)
     state = translator.encode(source_ids)
@@ -432,6 +496,7 @@ def encode_and_decode(
             source_state={k: state[k] for k in per_source},
             reserved_ids=reserved_ids,
             required=required,
+            n_best=n_best,
         )
 
     if not reserved_ids or constrain is False:
@@ -456,6 +521,7 @@ def translate_ids(
     length_penalty=DEFAULT_LENGTH_PENALTY,
     reserved_ids=(),
     constrain=None,
+    n_best=None,
 ):
     """Translates a padded batch of source ids [batch, src_time] in one graph.
 
@@ -463,6 +529,7 @@ def translate_ids(
     [None, None] int32 input signature, so new batch sizes and source lengths
     do not retrace. `reserved_ids`, `constrain`: as in `encode_and_decode`;
     `constrain=None` decides from `source_ids` here, without a `tf.cond`.
+    `n_best`: as in `encode_and_decode`.
     """
     reserved_ids = tuple(int(i) for i in reserved_ids)
     if reserved_ids and constrain is None:
@@ -474,11 +541,12 @@ def translate_ids(
         length_penalty=float(length_penalty),
         reserved_ids=reserved_ids,
         constrain=bool(constrain) if reserved_ids else None,
+        n_best=n_best,
     )
     functions = _TRANSLATE_FUNCTIONS.setdefault(translator, {})
     key = tuple(options.values())
     if key not in functions:
-        _make_search(beam_size, length_penalty)  # bad options fail here, not in tracing
+        _make_search(beam_size, length_penalty)._check_n_best(n_best)  # bad options fail here, not in tracing
         _check_lengths(max_length, min_length)
         functions[key] = _translate_function(weakref.ref(translator), options)
     return functions[key](tf.cast(source_ids, tf.int32))
@@ -666,12 +734,12 @@ def forbidden_token_bias(vocab, end_allowed=True):
 
 
 def _backtrack(history, num_steps, end_steps, candidates):
-    """Follows parent pointers from each row's (end step, candidate) to step 0.
+    """Follows parent pointers from each (end step, candidate) [batch, n] to step 0.
 
-    Returns token_ids [batch, num_steps] and attention [batch, num_steps,
-    src_time], zero after each row's end step.
+    Returns token_ids [batch, n, num_steps] and attention [batch, n,
+    num_steps, src_time], zero after each hypothesis' end step.
     """
-    batch = tf.shape(end_steps)[0]
+    shape = tf.shape(end_steps)
 
     def body(t, slot, tokens, attention):
         candidate = tf.where(
@@ -685,7 +753,7 @@ def _backtrack(history, num_steps, end_steps, candidates):
             t - 1,
             parent,
             tokens.write(t, tf.where(active, token, PAD_ID)),
-            attention.write(t, tf.where(active[:, None], alignment, 0.0)),
+            attention.write(t, tf.where(active[:, :, None], alignment, 0.0)),
         )
 
     _, _, tokens, attention = tf.while_loop(
@@ -693,9 +761,9 @@ def _backtrack(history, num_steps, end_steps, candidates):
         body,
         (
             num_steps - 1,
-            tf.zeros([batch], tf.int32),
+            tf.zeros(shape, tf.int32),
             tf.TensorArray(tf.int32, size=num_steps),
             tf.TensorArray(tf.float32, size=num_steps),
         ),
     )
-    return tf.transpose(tokens.stack()), tf.transpose(attention.stack(), [1, 0, 2])
+    return tf.transpose(tokens.stack(), [1, 2, 0]), tf.transpose(attention.stack(), [1, 2, 0, 3])
