@@ -160,7 +160,7 @@ class Search:
         self.width = width
         self.length_penalty = float(length_penalty)
 
-    def candidates(self, logits, shift, bias, tail=None):
+    def candidates(self, logits, shift, bias, tail=None, *, step=None):
         """Hook: the extensions of the alive hypotheses worth keeping.
 
         A candidate (slot s, token v) has the log-prob sum
@@ -173,6 +173,7 @@ class Search:
             bias: [span] or [batch, width, span], the bias of ids < span: 0, or
                 _NEG on tokens that may not be emitted now.
             tail: None, or [batch, width] the bias of ids >= span.
+            step: scalar int32, the output position being chosen.
         Returns:
             `(log_probs, parents, tokens)`, each [batch, n] with n >= width,
             sorted best first: a candidate extends alive slot `parents` with `tokens`.
@@ -290,7 +291,7 @@ class Search:
         logits = tf.reshape(tf.cast(logits, tf.float32), [batch, width, logits.shape[-1] or -1])
         # A candidate's log-prob sum is alive + logit - logsumexp(logits): a shift per slot.
         shift = rows.alive_log_probs - tf.reduce_logsumexp(logits, axis=-1)
-        cand_log_probs, parents, tokens = self.candidates(logits, shift, *rules.bias(step, rows.emitted))
+        cand_log_probs, parents, tokens = self.candidates(logits, shift, *rules.bias(step, rows.emitted), step=step)
         finished = self._finish(rows.finished, step, cand_log_probs, tokens)
         alive_key = tf.where(tokens == END_ID, _NEG, cand_log_probs)
         alive_log_probs, alive_from = tf.math.top_k(alive_key, k=width)
@@ -403,7 +404,7 @@ class GreedySearch(Search):
     def __init__(self):
         super().__init__(width=1)
 
-    def candidates(self, logits, shift, bias, tail=None):
+    def candidates(self, logits, shift, bias, tail=None, *, step=None):
         return top_candidates(logits, shift, bias, 1, tail)
 
 
@@ -418,9 +419,56 @@ class BeamSearch(Search):
     def __init__(self, beam_size: int, length_penalty: float = DEFAULT_LENGTH_PENALTY):
         super().__init__(width=beam_size, length_penalty=length_penalty)
 
-    def candidates(self, logits, shift, bias, tail=None):
+    def candidates(self, logits, shift, bias, tail=None, *, step=None):
         # 2 * width: at most `width` of them end, so `width` stay alive.
         return top_candidates(logits, shift, bias, 2 * self.width, tail)
+
+
+class Sampling(NamedTuple):
+    """Options of random sampling (`SamplingSearch`); hashable, so a `translate_ids` cache key."""
+
+    temperature: float = 1.0  # > 0: divides the logits; < 1 sharpens, > 1 flattens
+    top_k: int = 0  # draw among the k likeliest tokens only; 0 = all
+    top_p: float = 1.0  # draw among the fewest likeliest tokens whose probability reaches p; 1 = all
+    seed: int = 0  # the same seed, inputs and batches give the same samples
+
+
+class SamplingSearch(Search):
+    """Random sampling: each step draws the next token from the model's distribution.
+
+    The distribution is softmax(logits / temperature), cut to the `top_k`
+    likeliest tokens and then to the smallest set of likeliest tokens whose
+    probability reaches `top_p` (nucleus sampling, Holtzman et al., 2020);
+    the forbidden tokens (special, placeholder, min_length) are never drawn.
+    The hypothesis' `log_probs` stay the model's own (temperature 1, no cut),
+    so that they compare with greedy, beam search and `seq2seq.scoring`.
+    Draws are stateless: `seed` [2] int (a tensor may differ per call) and the
+    step give each step's random numbers, so the same seed, batch and model
+    give the same samples; `top_k=1` is greedy decoding.
+    """
+
+    def __init__(self, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, seed=(0, 0)):
+        super().__init__(width=1)
+        _check_sampling(temperature, top_k, top_p)
+        self.temperature, self.top_k, self.top_p = float(temperature), int(top_k), float(top_p)
+        self.seed = seed
+
+    def candidates(self, logits, shift, bias, tail=None, *, step=None):
+        vocab = logits.shape[-1] or tf.shape(logits)[-1]
+        forbidden = (tf.broadcast_to(_first_chunk_bias(bias, tail, vocab), tf.shape(logits)) <= _VALID)[:, 0]
+        scaled = tf.where(forbidden, -np.inf, logits[:, 0] / self.temperature)  # [batch, vocab]
+        if self.top_k:
+            kth = tf.math.top_k(scaled, k=tf.minimum(self.top_k, tf.shape(scaled)[-1])).values[:, -1:]
+            scaled = tf.where(scaled < kth, -np.inf, scaled)
+        if self.top_p < 1.0:
+            ranked = tf.sort(scaled, axis=-1, direction="DESCENDING")
+            before = tf.math.cumsum(tf.nn.softmax(ranked), axis=-1, exclusive=True)  # probability above each
+            lowest = tf.reduce_min(tf.where(before < self.top_p, ranked, np.inf), axis=-1, keepdims=True)
+            scaled = tf.where(scaled < lowest, -np.inf, scaled)
+        seed = tf.random.experimental.stateless_fold_in(tf.cast(self.seed, tf.int32), step)
+        tokens = tf.random.stateless_categorical(scaled, 1, seed=seed, dtype=tf.int32)  # [batch, 1]
+        picked = tf.gather(logits[:, 0], tokens, batch_dims=1)
+        return picked + shift, tf.zeros_like(tokens), tokens
 
 
 def greedy_decode(step_fn, initial_state, batch_size, *, max_length, min_length=0, **options):
@@ -465,8 +513,10 @@ def encode_and_decode(
     reserved_ids=(),
     constrain=None,
     n_best=None,
+    sampling=None,
+    seed=None,
 ):
-    """`translator.encode` then greedy (beam_size=1) or beam search.
+    """`translator.encode` then greedy (beam_size=1), beam search or sampling.
 
     Graph-safe and not wrapped: call it inside your own `tf.function` (export
     does); `translate_ids` is the cached entry point. `beam_size=1` runs
@@ -477,9 +527,11 @@ def encode_and_decode(
     sources hold none; None = decided in the graph per batch (a `tf.cond`
     that traces both). Every choice that is right gives the same outputs.
     `n_best`: None for a `DecodeResult`, else an `NBestResult` of that many
-    hypotheses per source (at most `beam_size`).
+    hypotheses per source (at most `beam_size`). `sampling`: a `Sampling`
+    to draw each token instead (with `beam_size=1`), its random numbers from
+    `seed` ([2] int32, may be a tensor), else from `(sampling.seed, 0)`.
     """
-    search = _make_search(beam_size, length_penalty)
+    search = _make_search(beam_size, length_penalty, sampling, seed)
     state = translator.encode(source_ids)
     # The encoder memory is the same for every hypothesis of a source: a beam
     # search neither tiles nor reorders it, and the translator attends to it
@@ -522,6 +574,8 @@ def translate_ids(
     reserved_ids=(),
     constrain=None,
     n_best=None,
+    sampling=None,
+    sample_stream=0,
 ):
     """Translates a padded batch of source ids [batch, src_time] in one graph.
 
@@ -529,7 +583,10 @@ def translate_ids(
     [None, None] int32 input signature, so new batch sizes and source lengths
     do not retrace. `reserved_ids`, `constrain`: as in `encode_and_decode`;
     `constrain=None` decides from `source_ids` here, without a `tf.cond`.
-    `n_best`: as in `encode_and_decode`.
+    `n_best`, `sampling`: as in `encode_and_decode`. A sampling call draws
+    with the seed `(sampling.seed, sample_stream)`, an input of the graph:
+    give each batch of one run its own stream (`decode_batches` does) so that
+    rows of different batches draw different random numbers, without a retrace.
     """
     reserved_ids = tuple(int(i) for i in reserved_ids)
     if reserved_ids and constrain is None:
@@ -542,26 +599,51 @@ def translate_ids(
         reserved_ids=reserved_ids,
         constrain=bool(constrain) if reserved_ids else None,
         n_best=n_best,
+        sampling=None if sampling is None else Sampling(*sampling)._replace(seed=0),  # the seed is an input
     )
     functions = _TRANSLATE_FUNCTIONS.setdefault(translator, {})
     key = tuple(options.values())
     if key not in functions:
-        _make_search(beam_size, length_penalty)._check_n_best(n_best)  # bad options fail here, not in tracing
+        _make_search(beam_size, length_penalty, sampling)._check_n_best(n_best)  # bad options fail here, not in tracing
         _check_lengths(max_length, min_length)
         functions[key] = _translate_function(weakref.ref(translator), options)
-    return functions[key](tf.cast(source_ids, tf.int32))
+    if sampling is None:
+        return functions[key](tf.cast(source_ids, tf.int32))
+    return functions[key](tf.cast(source_ids, tf.int32), tf.constant([sampling.seed, sample_stream], tf.int32))
 
 
 def _translate_function(translator_ref, options):
-    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32)])
-    def translate(source_ids):
-        return encode_and_decode(translator_ref(), source_ids, **options)
+    ids = tf.TensorSpec([None, None], tf.int32)
+    if options["sampling"] is None:
+        @tf.function(input_signature=[ids])
+        def translate(source_ids):
+            return encode_and_decode(translator_ref(), source_ids, **options)
+    else:
+        @tf.function(input_signature=[ids, tf.TensorSpec([2], tf.int32)])
+        def translate(source_ids, seed):
+            return encode_and_decode(translator_ref(), source_ids, seed=seed, **options)
 
     return translate
 
 
-def _make_search(beam_size, length_penalty):
+def _make_search(beam_size, length_penalty, sampling=None, seed=None):
+    """The search of these options; `sampling` (a `Sampling`) draws instead of searching (beam_size 1 only)."""
+    if sampling is not None:
+        if beam_size != 1:
+            raise ValueError(f"Sampling draws one hypothesis per source: `beam_size` must be 1 with `sampling`. "
+                             f"Received: beam_size={beam_size!r}")
+        return SamplingSearch(sampling.temperature, sampling.top_k, sampling.top_p,
+                              (sampling.seed, 0) if seed is None else seed)
     return GreedySearch() if beam_size == 1 else BeamSearch(beam_size, length_penalty)
+
+
+def _check_sampling(temperature, top_k, top_p):
+    if not temperature > 0:
+        raise ValueError(f"`temperature` must be > 0. Received: temperature={temperature!r}")
+    if not isinstance(top_k, int) or top_k < 0:
+        raise ValueError(f"`top_k` must be an integer >= 0 (0 = no cut). Received: top_k={top_k!r}")
+    if not 0 < top_p <= 1:
+        raise ValueError(f"`top_p` must be in (0, 1] (1 = no cut). Received: top_p={top_p!r}")
 
 
 def _check_lengths(max_length, min_length):
