@@ -152,3 +152,33 @@ def test_score_writes_a_null_line_for_an_unreadable_pair(run_dir, tmp_path, caps
     assert scored[1]["log_prob"] is None and scored[0]["log_prob"] < 0
     assert "line 3" in err
 
+
+
+def translate_plain(run_dir, tmp_path, capsys, *flags):
+    (tmp_path / "in.txt").write_text("".join(line + "\n" for line in SOURCES))
+    code, out, err = run(capsys, "translate", "--model", str(run_dir), "--input", str(tmp_path / "in.txt"), *flags)
+    assert code == 0, err
+    assert len(out.splitlines()) == len(SOURCES)
+    return out.splitlines()
+
+
+def test_sample_repeats_with_its_seed_and_top_k_1_is_greedy(run_dir, tmp_path, capsys):
+    sampled = translate_plain(run_dir, tmp_path, capsys, "--sample", "--temperature", "2", "--seed", "5")
+    assert translate_plain(run_dir, tmp_path, capsys, "--sample", "--temperature", "2", "--seed", "5") == sampled
+    assert translate_plain(run_dir, tmp_path, capsys, "--sample", "--temperature", "2", "--seed", "6") != sampled
+    greedy = translate_plain(run_dir, tmp_path, capsys, "--beam", "1")
+    assert translate_plain(run_dir, tmp_path, capsys, "--sample", "--top-k", "1", "--temperature", "3") == greedy
+    [scored] = translate_json(run_dir, tmp_path, capsys, "--sample", "--seed", "5", "--with-scores",
+                              lines=SOURCES[:1])
+    assert len(scored["hypotheses"]) == 1 and scored["hypotheses"][0]["log_prob"] < 0
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--temperature", "2"], "--temperature only apply to sampling; add --sample"),
+    (["--sample", "--beam", "3"], "leave out --beam 3"),
+    (["--sample", "--top-p", "0"], "top_p=0.0"),
+])
+def test_bad_sampling_flags_are_clear_errors(run_dir, tmp_path, capsys, flags, message):
+    (tmp_path / "in.txt").write_text("yoke bas\n")
+    code, _, err = run(capsys, "translate", "--model", str(run_dir), "--input", str(tmp_path / "in.txt"), *flags)
+    assert code == 2 and message in err, err

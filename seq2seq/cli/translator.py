@@ -37,6 +37,7 @@ def register(subparsers) -> None:
                            help="text file, one sentence per line (default: standard input)")
     _add_decoding_arguments(translate)
     _add_n_best_arguments(translate)
+    _add_sampling_arguments(translate)
     _add_strict_argument(translate, "writes an empty line for it")
     translate.set_defaults(handler=run_translate)
 
@@ -112,6 +113,46 @@ def _add_n_best_arguments(parser) -> None:
                         help='add each hypothesis\'s "alignment": hard = the index of the source piece each '
                              "output piece attended to most, soft = the attention matrix [output pieces]"
                              "[source pieces + end token] (default: none)")
+
+
+def _add_sampling_arguments(parser) -> None:
+    parser.add_argument("--sample", action="store_true",
+                        help="draw each token at random from the model's distribution instead of searching "
+                             "(back-translation); implies --beam 1 (default: off)")
+    parser.add_argument("--temperature", type=float, default=None, metavar="T",
+                        help="with --sample: divide the logits by T > 0; below 1 sharpens (default: 1.0)")
+    parser.add_argument("--top-k", type=int, default=None, metavar="K",
+                        help="with --sample: draw among the K likeliest tokens only, 0 = all (default: 0)")
+    parser.add_argument("--top-p", type=float, default=None, metavar="P",
+                        help="with --sample: draw among the fewest likeliest tokens whose probability reaches P, "
+                             "1 = all (default: 1.0)")
+    parser.add_argument("--seed", type=int, default=None, metavar="S",
+                        help="with --sample: the same seed, input and --batch-size give the same samples "
+                             "(default: 0)")
+
+
+def _sampling(args):
+    """The `seq2seq.decoding.Sampling` of `--sample` and its options, or None; UserError on a bad combination."""
+    from seq2seq.decoding import Sampling
+
+    given = {name: getattr(args, name) for name in ("temperature", "top_k", "top_p", "seed")
+             if getattr(args, name) is not None}
+    if not args.sample:
+        if given:
+            flags = " ".join("--" + name.replace("_", "-") for name in given)
+            raise UserError(f"{flags} only apply to sampling; add --sample, or leave them out")
+        return None
+    if args.beam not in (None, 1) or (args.n_best or 1) > 1:
+        raise UserError(f"--sample draws one translation per line; leave out --beam {args.beam} "
+                        f"and --n-best {args.n_best}, or leave out --sample to search")
+    sampling = Sampling(**given)
+    try:
+        from seq2seq.decoding import SamplingSearch
+
+        SamplingSearch(sampling.temperature, sampling.top_k, sampling.top_p)
+    except ValueError as error:
+        raise UserError(f"bad sampling option: {error}") from None
+    return sampling
 
 
 def _add_strict_argument(parser, lenient: str) -> None:
@@ -191,16 +232,21 @@ def run_translate(args) -> int:
     from seq2seq.runs.translation import load_run, translate_texts
 
     run = load_run(args.model)
+    sampling = _sampling(args)
     as_json = args.n_best is not None or args.with_scores or args.with_alignments is not None
-    if as_json:
+    if as_json and sampling is None:
         _check_n_best(run, args)
     lines = read_input_lines(args.input, strict=args.strict)
     lines.warn("wrote a JSON line without hypotheses" if as_json else "wrote an empty line")
     readable = lines.readable()
     texts = [lines.texts[i] for i in readable]
     if as_json:
-        translations = [json.dumps(result, ensure_ascii=False) for result in _translate_n_best(run, texts, args)]
+        translations = [json.dumps(result, ensure_ascii=False)
+                        for result in _translate_n_best(run, texts, args, sampling)]
         outputs = [json.dumps({"source": text, "hypotheses": []}, ensure_ascii=False) for text in lines.texts]
+    elif sampling is not None:
+        translations = _translate_sampled(run, texts, args, sampling)
+        outputs = [""] * len(lines.texts)
     else:
         translations = translate_texts(run, texts, beam_size=args.beam, max_length=args.max_length,
                                        batch_size=args.batch_size)
@@ -218,17 +264,29 @@ def _check_n_best(run, args) -> None:
                         f"add --beam {args.n_best} (or more), or lower --n-best")
 
 
-def _translate_n_best(run, texts, args) -> list[dict]:
+def _translate_n_best(run, texts, args, sampling) -> list[dict]:
     """`seq2seq.inference.translate_n_best` with the run's decoding settings and the command's options."""
     from seq2seq.inference import translate_n_best
+
+    return translate_n_best(run.translator, run.tokenizer, texts, n_best=args.n_best or 1,
+                            with_scores=args.with_scores, alignments=args.with_alignments,
+                            **_inference_options(run, args, sampling))
+
+
+def _translate_sampled(run, texts, args, sampling) -> list[str]:
+    """`seq2seq.inference.translate_batches` drawing with `sampling`, else as `translate_texts` decodes."""
+    from seq2seq.inference import translate_batches
+
+    return translate_batches(run.translator, run.tokenizer, texts, **_inference_options(run, args, sampling))
+
+
+def _inference_options(run, args, sampling) -> dict:
+    """Keyword arguments of `seq2seq.inference`'s functions: the run's settings, the command's overrides."""
     from seq2seq.translation import decode_options
 
-    return translate_n_best(
-        run.translator, run.tokenizer, texts, n_best=args.n_best or 1, with_scores=args.with_scores,
-        alignments=args.with_alignments, casing=run.casing,
-        protect_placeholders=run.config.decode.protect_placeholders,
-        batch_size=args.batch_size or run.config.decode.batch_size,
-        **decode_options(run, beam_size=args.beam, max_length=args.max_length))
+    return dict(casing=run.casing, protect_placeholders=run.config.decode.protect_placeholders,
+                batch_size=args.batch_size or run.config.decode.batch_size, sampling=sampling,
+                **decode_options(run, beam_size=1 if sampling else args.beam, max_length=args.max_length))
 
 
 def run_evaluate(args) -> int:
