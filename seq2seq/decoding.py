@@ -153,12 +153,13 @@ class Search:
     def __init__(self, width: int, length_penalty: float = 0.0):
         if not isinstance(width, int) or width < 1:
             raise ValueError(f"`beam_size` must be an integer >= 1. Received: beam_size={width!r}")
-        if length_penalty < 0:
+        if not tf.is_tensor(length_penalty) and length_penalty < 0:
             raise ValueError(
                 f"`length_penalty` must be >= 0. Received: length_penalty={length_penalty!r}"
             )
         self.width = width
-        self.length_penalty = float(length_penalty)
+        # A scalar tensor too (an exported model's call-time input), unchecked.
+        self.length_penalty = length_penalty if tf.is_tensor(length_penalty) else float(length_penalty)
 
     def candidates(self, logits, shift, bias, tail=None, *, step=None):
         """Hook: the extensions of the alive hypotheses worth keeping.
@@ -200,13 +201,16 @@ class Search:
                 of the best hypotheses to return per row, 1 .. width (an
                 `NBestResult`). A row then stops early only once its
                 `n_best`-th finished hypothesis can no longer be beaten.
+        `max_length` and `n_best` may be scalar int32 tensors (inputs of an
+        exported model): they are then not checked, and shapes that depend on
+        them are not static.
         """
         _check_lengths(max_length, min_length)
         self._check_n_best(n_best)
         source_state = dict(source_state or {})
         rules = _TokenRules(min_length, max_length, reserved_ids, required)
         loop = self._initial_loop(initial_state, batch_size, max_length, rules)
-        rank = (n_best or 1) - 1  # the finished hypothesis that must be safe before a row stops
+        rank = 0 if n_best is None else n_best - 1  # the finished hypothesis that must be safe before a row stops
         loop = tf.while_loop(
             lambda loop: (loop.step < max_length) & ~tf.reduce_all(loop.rows.done),
             lambda loop: (self._advance(step_fn, loop, source_state, rules, rank),),
@@ -218,7 +222,7 @@ class Search:
         return _emptied(self._n_best(loop, max_length, n_best))
 
     def _check_n_best(self, n_best):
-        if n_best is not None and (not isinstance(n_best, int) or not 1 <= n_best <= self.width):
+        if n_best is not None and not tf.is_tensor(n_best) and (not isinstance(n_best, int) or not 1 <= n_best <= self.width):
             raise ValueError(
                 f"`n_best` must be an integer from 1 to the beam size ({self.width}); raise the beam size "
                 f"to get more hypotheses. Received: n_best={n_best!r}"
@@ -375,6 +379,7 @@ class Search:
         token_ids, attention = _backtrack(loop.history, loop.step, end_steps, candidates)
         missing = max_length - loop.step
         token_ids = tf.pad(token_ids, [[0, 0], [0, 0], [0, missing]])
+        n, max_length = _static(n), _static(max_length)
         return NBestResult(
             token_ids=tf.ensure_shape(token_ids, [None, n, max_length]),
             lengths=lengths,
@@ -384,6 +389,11 @@ class Search:
                 tf.pad(attention, [[0, 0], [0, 0], [0, missing], [0, 0]]), [None, n, max_length, None]
             ),
         )
+
+
+def _static(value):
+    """`value` when it is a Python int, None (an unknown dimension) when it is a tensor."""
+    return None if tf.is_tensor(value) else value
 
 
 def _emptied(result: NBestResult) -> NBestResult:
@@ -449,8 +459,12 @@ class SamplingSearch(Search):
 
     def __init__(self, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, seed=(0, 0)):
         super().__init__(width=1)
-        _check_sampling(temperature, top_k, top_p)
-        self.temperature, self.top_k, self.top_p = float(temperature), int(top_k), float(top_p)
+        if tf.is_tensor(temperature):  # an exported model's call-time input, unchecked
+            _check_sampling(1.0, top_k, top_p)
+        else:
+            _check_sampling(temperature, top_k, top_p)
+            temperature = float(temperature)
+        self.temperature, self.top_k, self.top_p = temperature, int(top_k), float(top_p)
         self.seed = seed
 
     def candidates(self, logits, shift, bias, tail=None, *, step=None):
@@ -647,6 +661,8 @@ def _check_sampling(temperature, top_k, top_p):
 
 
 def _check_lengths(max_length, min_length):
+    if tf.is_tensor(max_length):  # an exported model's call-time input, unchecked
+        return
     if not isinstance(max_length, int) or max_length < 1:
         raise ValueError(
             f"`max_length` must be an integer >= 1. Received: max_length={max_length!r}"

@@ -37,11 +37,16 @@ import tensorflow as tf
 
 from seq2seq import placeholders, tokens
 from seq2seq.data.pipeline import encode_sources
-from seq2seq.decoding import encode_and_decode
+from seq2seq.decoding import NBestResult, Sampling, encode_and_decode
 from seq2seq.errors import UserError
 
 SIGNATURE_KEY = "serving_default"
+N_BEST_SIGNATURE_KEY = "translate_n_best"
 _TEXTS = tf.TensorSpec([None], tf.string, name="texts")
+# A translator's call-time options (`loaded.translate(texts, beam_size=...)`), after `texts`.
+_OPTIONS = (tf.TensorSpec([], tf.int32, name="beam_size"), tf.TensorSpec([], tf.float32, name="length_penalty"),
+            tf.TensorSpec([], tf.int32, name="max_length"), tf.TensorSpec([], tf.float32, name="temperature"),
+            tf.TensorSpec([], tf.int32, name="seed"))
 
 
 class _ExportModule(tf.Module):
@@ -88,33 +93,89 @@ def export_translator(translator, tokenizer, out_dir, *, max_source_len: int, be
     module = _ExportModule(translator, tokenizer)
     module.casing = casing
     reserved_ids = placeholders.reserved_ids(tokenizer) if protect_placeholders else ()
-    options = dict(beam_size=beam_size, max_length=max_length, length_penalty=float(length_penalty),
-                   reserved_ids=reserved_ids)
+    defaults = dict(beam_size=beam_size, length_penalty=float(length_penalty), max_length=max_length,
+                    n_best=1, temperature=0.0, seed=0)
+    decode = _decoder(translator, reserved_ids, beam_size)
 
-    @tf.function(input_signature=[_TEXTS])
-    def translate(texts):
-        """[batch] strings -> translations, scores, token_ids and lengths (see the module)."""
+    def hypotheses(texts, options):
+        """[batch] strings -> the `NBestResult` of `options` and its [batch, n] translations."""
         texts, invalid = _blank_invalid_utf8(texts)
         if casing is not None:
             texts, lowered = casing.lower_first_words(texts)
         if reserved_ids:
             texts, protected = placeholders.protect_in_graph(texts)
         source_ids = encode_sources(texts, tokenizer, max_source_len).to_tensor()
-        result = encode_and_decode(translator, source_ids, **options)
-        translations = tokenizer.detokenize(result.token_ids)
+        result = decode(source_ids, *options)
+        batch, n = tf.shape(result.token_ids)[0], tf.shape(result.token_ids)[1]
+        of_text = tf.repeat(tf.range(batch), n)  # [batch * n]: the text of each hypothesis
+        translations = tokenizer.detokenize(tf.reshape(result.token_ids, [batch * n, -1]))
         if reserved_ids:
-            translations = placeholders.restore_in_graph(translations, protected)
+            translations = placeholders.restore_in_graph(translations, tf.gather(protected, of_text))
         if casing is not None:
-            translations = casing.raise_first_letters(translations, lowered)
+            translations = casing.raise_first_letters(translations, tf.gather(lowered, of_text))
+        translations = tf.where(tf.gather(invalid, of_text) | (tf.reshape(result.lengths, [-1]) == 0), "",
+                                translations)
+        return result, tf.reshape(translations, [batch, n])
+
+    @tf.function(input_signature=[_TEXTS, *_OPTIONS])
+    def translate(texts, beam_size=beam_size, length_penalty=defaults["length_penalty"], max_length=max_length,
+                  temperature=0.0, seed=0):
+        """[batch] strings -> translations, scores, token_ids and lengths of the best hypothesis (see the module)."""
+        result, translations = hypotheses(texts, (beam_size, length_penalty, max_length, 1, temperature, seed))
         return {
-            "translations": tf.where(invalid, "", translations),
+            "translations": translations[:, 0],
+            "scores": result.scores[:, 0],
+            "token_ids": result.token_ids[:, 0],
+            "lengths": result.lengths[:, 0],
+        }
+
+    @tf.function(input_signature=[_TEXTS, *_OPTIONS, tf.TensorSpec([], tf.int32, name="n_best")])
+    def translate_n_best(texts, beam_size=beam_size, length_penalty=defaults["length_penalty"],
+                         max_length=max_length, temperature=0.0, seed=0, n_best=beam_size):
+        """[batch] strings -> the `n_best` best translations of each with their scores (see the module)."""
+        result, translations = hypotheses(texts, (beam_size, length_penalty, max_length, n_best, temperature, seed))
+        return {
+            "translations": translations,
+            "log_probs": result.log_probs,
             "scores": result.scores,
-            "token_ids": result.token_ids,
             "lengths": result.lengths,
         }
 
-    module.translate = translate
-    return _save(module, translate, out_dir)
+    @tf.function(input_signature=[_TEXTS])
+    def serve(texts):
+        return translate(texts)
+
+    module.translate, module.translate_n_best = translate, translate_n_best
+    return _save(module, {SIGNATURE_KEY: serve, N_BEST_SIGNATURE_KEY: translate_n_best}, out_dir)
+
+
+def _decoder(translator, reserved_ids, max_beam: int):
+    """`decode(source_ids, beam_size, length_penalty, max_length, n_best, temperature, seed) -> NBestResult`
+    in the graph, every option a scalar tensor.
+
+    One search graph per beam size 1 .. `max_beam` (the width of a search is
+    static) and one of sampling, chosen per call by a `tf.switch_case`:
+    temperature > 0 samples (one hypothesis), else the beam size, clipped to
+    1 .. `max_beam`, searches; `n_best` is clipped to 1 .. that width.
+    """
+    def decode(source_ids, beam_size, length_penalty, max_length, n_best, temperature, seed):
+        max_length = tf.maximum(max_length, 1)
+        length_penalty = tf.maximum(length_penalty, 0.0)
+
+        def search(width):
+            return lambda: tuple(encode_and_decode(
+                translator, source_ids, beam_size=width, max_length=max_length, length_penalty=length_penalty,
+                reserved_ids=reserved_ids, n_best=tf.clip_by_value(n_best, 1, width)))
+
+        def sample():
+            return tuple(encode_and_decode(
+                translator, source_ids, beam_size=1, max_length=max_length, reserved_ids=reserved_ids,
+                n_best=tf.constant(1), sampling=Sampling(temperature=temperature), seed=tf.stack([seed, 0])))
+
+        branch = tf.where(temperature > 0, max_beam, tf.clip_by_value(beam_size, 1, max_beam) - 1)
+        return NBestResult(*tf.switch_case(branch, [search(w) for w in range(1, max_beam + 1)] + [sample]))
+
+    return decode
 
 
 def export_classifier(classifier, tokenizer, out_dir, *, max_len: int, labels: list[str]) -> Path:
@@ -157,7 +218,7 @@ def export_classifier(classifier, tokenizer, out_dir, *, max_len: int, labels: l
         }
 
     module.classify = classify
-    return _save(module, classify, out_dir)
+    return _save(module, {SIGNATURE_KEY: classify}, out_dir)
 
 
 def _blank_invalid_utf8(texts):
@@ -174,13 +235,14 @@ def _blank_invalid_utf8(texts):
     return tf.where(invalid, "", texts), invalid
 
 
-def _save(module: tf.Module, function, out_dir) -> Path:
-    """Saves into a sibling temporary directory, then renames: no half-written export."""
+def _save(module: tf.Module, functions: dict, out_dir) -> Path:
+    """Saves with `functions` {signature key: tf.function} into a sibling temporary directory,
+    then renames: no half-written export."""
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
-        signatures = {SIGNATURE_KEY: function.get_concrete_function()}
+        signatures = {key: function.get_concrete_function() for key, function in functions.items()}
         tf.saved_model.save(module, str(staging), signatures=signatures)
         if out_dir.exists():
             out_dir.rmdir()
