@@ -9,11 +9,11 @@ TensorFlow and TensorFlow Text (whose import registers the SentencePiece ops):
     out = translator.signatures["serving_default"](texts=tf.constant(["Open file"]))
     out["translations"]  # [batch] tf.string
 
-A translator's signature returns {"translations": [batch] string, "scores":
-[batch] float32, "token_ids": [batch, max_length] int32, "lengths": [batch]
-int32}; a classifier's returns {"label": [batch] string, "probabilities":
-[batch, classes] float32, "attention": [batch, time] float32, "pieces":
-[batch, time] string}. Sources are encoded exactly as the training pipeline
+A translator's `serving_default` returns {"translations": [batch] string,
+"scores": [batch] float32, "token_ids": [batch, max_length] int32, "lengths":
+[batch] int32}; a classifier's returns {"label": [batch] string,
+"probabilities": [batch, classes] float32, "attention": [batch, time] float32,
+"pieces": [batch, time] string}. Sources are encoded exactly as the training pipeline
 encodes them (`seq2seq.data.pipeline.encode_sources`), after the run's first-word
 casing when it has one (`seq2seq.casing`: a listed first word is lowered, and the
 translation's first letter raised again); with placeholder protection on, the
@@ -23,6 +23,19 @@ translation in the graph too (`seq2seq.placeholders`), and the same
 `loaded.classify(texts)`. A string that is not valid UTF-8 (or holds a NUL)
 gets the translation "" (the label "") and leaves the rest of its batch as it
 would be without it (`_blank_invalid_utf8`).
+
+A translator also takes decoding options per call, each a scalar defaulting
+to the export's value: `loaded.translate(texts, beam_size=1, length_penalty=1.0,
+max_length=32, temperature=0.8, seed=3)`. The beam size is clipped to 1 .. the
+export's (each width is its own graph: export with the widest beam you will
+ask for); a temperature > 0 samples instead of searching
+(`seq2seq.decoding.SamplingSearch`), 0 (the default) searches. The
+`translate_n_best` signature (and `loaded.translate_n_best(texts, ...,
+n_best=N)`, N defaulting to the export's beam size) returns {"translations":
+[batch, n] string, "log_probs", "scores": [batch, n] float32, "lengths":
+[batch, n] int32}, best first; a slot the search left empty has "" and -inf.
+TensorFlow Serving's signatures take every input, so there the options are
+required; `serving_default` takes only the texts.
 
 Only the models' variables are saved, not the Keras objects: the SavedModel
 holds graphs and weights, so loading it needs none of the kit's classes.
@@ -74,7 +87,7 @@ def export_translator(translator, tokenizer, out_dir, *, max_source_len: int, be
         tokenizer: the `SentencePieceTokenizer` it was trained with (source and target).
         out_dir: the SavedModel directory; must not exist, or be empty.
         max_source_len: sources are cut to this many ids, END included (as in training).
-        beam_size: 1 = greedy decoding, else beam search.
+        beam_size: 1 = greedy decoding, else beam search; also the widest beam a call may ask for.
         max_length: longest output in pieces, END included.
         length_penalty: GNMT length penalty of beam search (ignored when greedy).
         casing: a `seq2seq.casing.FirstWordCasing` applied around the translation, or None.
