@@ -62,6 +62,7 @@ DEFAULT_LENGTH_PENALTY = 0.6
 
 _NEG = -1e9  # log-probability of an impossible token or an empty slot
 _VALID = _NEG / 2  # any real log-probability sum is above this
+_COVERAGE_FLOOR = 1e-6  # the attention a never-attended source position counts as (log: -13.8)
 
 
 class DecodeResult(NamedTuple):
@@ -118,6 +119,7 @@ class _Rows(NamedTuple):
     done: tf.Tensor  # [batch] bool
     model_state: dict
     emitted: tuple | tf.Tensor = ()  # [batch, width, n_reserved] bool when placeholders are required
+    coverage: tuple | tf.Tensor = ()  # [batch, width, src_time] attention received, with a coverage penalty
 
 
 class _Records(NamedTuple):
@@ -150,16 +152,16 @@ class Search:
     returns its best alive one, cut at `max_length`.
     """
 
-    def __init__(self, width: int, length_penalty: float = 0.0):
+    def __init__(self, width: int, length_penalty: float = 0.0, coverage_penalty: float = 0.0):
         if not isinstance(width, int) or width < 1:
             raise ValueError(f"`beam_size` must be an integer >= 1. Received: beam_size={width!r}")
-        if not tf.is_tensor(length_penalty) and length_penalty < 0:
-            raise ValueError(
-                f"`length_penalty` must be >= 0. Received: length_penalty={length_penalty!r}"
-            )
+        for name, value in (("length_penalty", length_penalty), ("coverage_penalty", coverage_penalty)):
+            if not tf.is_tensor(value) and value < 0:
+                raise ValueError(f"`{name}` must be >= 0. Received: {name}={value!r}")
         self.width = width
-        # A scalar tensor too (an exported model's call-time input), unchecked.
+        # Scalar tensors too (an exported model's call-time inputs), unchecked.
         self.length_penalty = length_penalty if tf.is_tensor(length_penalty) else float(length_penalty)
+        self.coverage_penalty = coverage_penalty if tf.is_tensor(coverage_penalty) else float(coverage_penalty)
 
     def candidates(self, logits, shift, bias, tail=None, *, step=None):
         """Hook: the extensions of the alive hypotheses worth keeping.
@@ -182,7 +184,7 @@ class Search:
         raise NotImplementedError
 
     def __call__(self, step_fn, initial_state, batch_size, *, max_length, min_length=0, source_state=None,
-                 reserved_ids=(), required=None, n_best=None):
+                 reserved_ids=(), required=None, n_best=None, source_mask=None):
         """Decodes `batch_size` rows; returns a `DecodeResult`, or an `NBestResult` with `n_best`.
 
         Args:
@@ -201,6 +203,9 @@ class Search:
                 of the best hypotheses to return per row, 1 .. width (an
                 `NBestResult`). A row then stops early only once its
                 `n_best`-th finished hypothesis can no longer be beaten.
+            source_mask: [batch, src_time] bool, True at real source
+                positions: the positions the coverage penalty sums over
+                (required with a `coverage_penalty`, unused without).
         `max_length` and `n_best` may be scalar int32 tensors (inputs of an
         exported model): they are then not checked, and shapes that depend on
         them are not static.
@@ -209,17 +214,26 @@ class Search:
         self._check_n_best(n_best)
         source_state = dict(source_state or {})
         rules = _TokenRules(min_length, max_length, reserved_ids, required)
-        loop = self._initial_loop(initial_state, batch_size, max_length, rules)
+        coverage = self._coverage(source_mask)
+        loop = self._initial_loop(initial_state, batch_size, max_length, rules, coverage)
         rank = 0 if n_best is None else n_best - 1  # the finished hypothesis that must be safe before a row stops
         loop = tf.while_loop(
             lambda loop: (loop.step < max_length) & ~tf.reduce_all(loop.rows.done),
-            lambda loop: (self._advance(step_fn, loop, source_state, rules, rank),),
+            lambda loop: (self._advance(step_fn, loop, source_state, rules, rank, coverage),),
             (loop,),
         )[0]
         if n_best is None:
-            best = self._n_best(loop, max_length, 1)
+            best = self._n_best(loop, max_length, 1, coverage)
             return DecodeResult(*(tf.squeeze(field, axis=1) for field in best))
-        return _emptied(self._n_best(loop, max_length, n_best))
+        return _emptied(self._n_best(loop, max_length, n_best, coverage))
+
+    def _coverage(self, source_mask):
+        if not tf.is_tensor(self.coverage_penalty) and self.coverage_penalty == 0:
+            return _Coverage(0.0, None)
+        if source_mask is None:
+            raise ValueError("A coverage penalty sums over the real source positions: pass `source_mask` "
+                             f"[batch, src_time] with coverage_penalty={self.coverage_penalty!r}")
+        return _Coverage(self.coverage_penalty, tf.cast(source_mask, tf.bool))
 
     def _check_n_best(self, n_best):
         if n_best is not None and not tf.is_tensor(n_best) and (not isinstance(n_best, int) or not 1 <= n_best <= self.width):
@@ -228,7 +242,7 @@ class Search:
                 f"to get more hypotheses. Received: n_best={n_best!r}"
             )
 
-    def _initial_loop(self, initial_state, batch_size, max_length, rules):
+    def _initial_loop(self, initial_state, batch_size, max_length, rules, coverage):
         width = self.width
         first_slot_only = tf.constant([[0.0] + [_NEG] * (width - 1)])
 
@@ -249,6 +263,7 @@ class Search:
                 done=tf.zeros([batch_size], tf.bool),
                 model_state={k: _tile(v, width) for k, v in initial_state.items()},
                 emitted=rules.initial_emitted(batch_size, width),
+                coverage=coverage.initial(width),
             ),
             history=_History(
                 tokens=records(),
@@ -258,7 +273,7 @@ class Search:
             ),
         )
 
-    def _advance(self, step_fn, loop, source_state, rules, rank=0):
+    def _advance(self, step_fn, loop, source_state, rules, rank, coverage):
         """One decoding step for the rows still searching; done rows are left out of the model call.
 
         Rows finish at different steps (sentences of different lengths in one
@@ -271,7 +286,8 @@ class Search:
         slots = tf.reshape(live[:, None] * self.width + tf.range(self.width), [-1])  # [live * width]
         rows = _gather_rows(loop.rows, live, slots)
         sources = {k: tf.gather(v, live) for k, v in source_state.items()}
-        rows, records = self._extend(step_fn, rows, sources, loop.step, rules.of_rows(live), rank)
+        rows, records = self._extend(step_fn, rows, sources, loop.step, rules.of_rows(live), rank,
+                                     coverage.of_rows(live))
         return _Loop(
             step=loop.step + 1,
             rows=_scatter_rows(loop.rows, rows, live, slots),
@@ -281,7 +297,7 @@ class Search:
             )),
         )
 
-    def _extend(self, step_fn, rows, sources, step, rules, rank=0):
+    def _extend(self, step_fn, rows, sources, step, rules, rank, coverage):
         """Runs the model once on `rows` (all live) and extends, finishes and reselects their hypotheses.
 
         `rank`: the row is settled once its finished hypothesis of this rank
@@ -296,7 +312,9 @@ class Search:
         # A candidate's log-prob sum is alive + logit - logsumexp(logits): a shift per slot.
         shift = rows.alive_log_probs - tf.reduce_logsumexp(logits, axis=-1)
         cand_log_probs, parents, tokens = self.candidates(logits, shift, *rules.bias(step, rows.emitted), step=step)
-        finished = self._finish(rows.finished, step, cand_log_probs, tokens)
+        attention = tf.reshape(tf.cast(attention, tf.float32), [batch, width, -1])
+        cand_coverage = coverage.extend(rows.coverage, attention, parents)  # [batch, n, src_time], or ()
+        finished = self._finish(rows.finished, step, cand_log_probs, tokens, coverage.term(cand_coverage))
         alive_key = tf.where(tokens == END_ID, _NEG, cand_log_probs)
         alive_log_probs, alive_from = tf.math.top_k(alive_key, k=width)
         alive_parents = tf.gather(parents, alive_from, batch_dims=1)
@@ -316,16 +334,19 @@ class Search:
             done=(found >= width) | nothing_alive | settled,
             model_state=model_state,
             emitted=rules.emitted_after(rows.emitted, alive_parents, inputs),
+            coverage=coverage.select(cand_coverage, alive_from),
         )
-        attention = tf.reshape(tf.cast(attention, tf.float32), [batch, width, -1])
         return next_rows, _Records(tokens, parents, alive_from, attention)
 
-    def _finish(self, finished, step, cand_log_probs, tokens):
-        """Merges this step's end-token candidates (of rows still searching) into the finished set."""
+    def _finish(self, finished, step, cand_log_probs, tokens, coverage_term=0.0):
+        """Merges this step's end-token candidates (of rows still searching) into the finished set.
+
+        `coverage_term`: 0, or [batch, n] each candidate's coverage penalty (<= 0), added to its score.
+        """
         shape = tf.shape(tokens)
         rank = tf.broadcast_to(tf.range(shape[1])[None, :], shape)
         finishing = (tokens == END_ID) & (cand_log_probs > _VALID) & (rank < self.width)
-        scores = cand_log_probs / self._penalty(step + 1)
+        scores = cand_log_probs / self._penalty(step + 1) + coverage_term
         new = _Finished(
             scores=tf.where(finishing, scores, _NEG),
             log_probs=cand_log_probs,
@@ -351,7 +372,7 @@ class Search:
     def _penalty(self, length):
         return ((5.0 + tf.cast(length, tf.float32)) / 6.0) ** self.length_penalty
 
-    def _n_best(self, loop, max_length, n) -> NBestResult:
+    def _n_best(self, loop, max_length, n, coverage) -> NBestResult:
         """The `n` best hypotheses per row: its finished ones, then its best alive ones.
 
         Finished and alive slots are each sorted best first (an alive slot's
@@ -375,7 +396,10 @@ class Search:
         candidates = pick(finished.candidates, loop.history.alive_from.read(last))
         log_probs = pick(finished.log_probs, alive)
         lengths = end_steps + 1
-        scores = tf.where(from_finished, pick(finished.scores, alive), log_probs / self._penalty(lengths))
+        alive_scores = log_probs / self._penalty(lengths)
+        if coverage.on:
+            alive_scores += tf.gather(coverage.term(loop.rows.coverage), alive_slot, batch_dims=1)
+        scores = tf.where(from_finished, pick(finished.scores, alive), alive_scores)
         token_ids, attention = _backtrack(loop.history, loop.step, end_steps, candidates)
         missing = max_length - loop.step
         token_ids = tf.pad(token_ids, [[0, 0], [0, 0], [0, missing]])
@@ -423,11 +447,14 @@ class BeamSearch(Search):
 
     Alive beams are ranked by their log-probability sum; finished hypotheses
     by that sum over ((5 + length) / 6) ** length_penalty, so 0 means no
-    normalisation and larger values favour longer outputs.
+    normalisation and larger values favour longer outputs, plus the coverage
+    penalty when `coverage_penalty` > 0 (`_Coverage`: hypotheses that leave
+    source words unattended rank lower; it needs `source_mask`).
     """
 
-    def __init__(self, beam_size: int, length_penalty: float = DEFAULT_LENGTH_PENALTY):
-        super().__init__(width=beam_size, length_penalty=length_penalty)
+    def __init__(self, beam_size: int, length_penalty: float = DEFAULT_LENGTH_PENALTY,
+                 coverage_penalty: float = 0.0):
+        super().__init__(width=beam_size, length_penalty=length_penalty, coverage_penalty=coverage_penalty)
 
     def candidates(self, logits, shift, bias, tail=None, *, step=None):
         # 2 * width: at most `width` of them end, so `width` stay alive.
@@ -504,14 +531,15 @@ def beam_search_decode(
     max_length,
     min_length=0,
     length_penalty=DEFAULT_LENGTH_PENALTY,
+    coverage_penalty=0.0,
     **options,
 ):
     """Beam search; returns the best hypothesis per row as a `DecodeResult`
     (with `n_best`, the best `n_best` as an `NBestResult`).
 
-    `options`: `reserved_ids`, `required` and `n_best` as in `Search.__call__`.
+    `options`: `reserved_ids`, `required`, `n_best` and `source_mask` as in `Search.__call__`.
     """
-    return BeamSearch(beam_size, length_penalty)(
+    return BeamSearch(beam_size, length_penalty, coverage_penalty)(
         step_fn, initial_state, batch_size, max_length=max_length, min_length=min_length, **options
     )
 
@@ -529,6 +557,7 @@ def encode_and_decode(
     n_best=None,
     sampling=None,
     seed=None,
+    coverage_penalty=0.0,
 ):
     """`translator.encode` then greedy (beam_size=1), beam search or sampling.
 
@@ -544,8 +573,9 @@ def encode_and_decode(
     hypotheses per source (at most `beam_size`). `sampling`: a `Sampling`
     to draw each token instead (with `beam_size=1`), its random numbers from
     `seed` ([2] int32, may be a tensor), else from `(sampling.seed, 0)`.
+    `coverage_penalty`: GNMT's coverage penalty weight of beam search (0 = none).
     """
-    search = _make_search(beam_size, length_penalty, sampling, seed)
+    search = _make_search(beam_size, length_penalty, sampling, seed, coverage_penalty)
     state = translator.encode(source_ids)
     # The encoder memory is the same for every hypothesis of a source: a beam
     # search neither tiles nor reorders it, and the translator attends to it
@@ -563,6 +593,7 @@ def encode_and_decode(
             reserved_ids=reserved_ids,
             required=required,
             n_best=n_best,
+            source_mask=tf.not_equal(source_ids, PAD_ID),
         )
 
     if not reserved_ids or constrain is False:
@@ -590,6 +621,7 @@ def translate_ids(
     n_best=None,
     sampling=None,
     sample_stream=0,
+    coverage_penalty=0.0,
 ):
     """Translates a padded batch of source ids [batch, src_time] in one graph.
 
@@ -614,11 +646,12 @@ def translate_ids(
         constrain=bool(constrain) if reserved_ids else None,
         n_best=n_best,
         sampling=None if sampling is None else Sampling(*sampling)._replace(seed=0),  # the seed is an input
+        coverage_penalty=float(coverage_penalty),
     )
     functions = _TRANSLATE_FUNCTIONS.setdefault(translator, {})
     key = tuple(options.values())
     if key not in functions:
-        _make_search(beam_size, length_penalty, sampling)._check_n_best(n_best)  # bad options fail here, not in tracing
+        _make_search(beam_size, length_penalty, sampling, coverage_penalty=coverage_penalty)._check_n_best(n_best)  # bad options fail here, not in tracing
         _check_lengths(max_length, min_length)
         functions[key] = _translate_function(weakref.ref(translator), options)
     if sampling is None:
@@ -640,7 +673,7 @@ def _translate_function(translator_ref, options):
     return translate
 
 
-def _make_search(beam_size, length_penalty, sampling=None, seed=None):
+def _make_search(beam_size, length_penalty, sampling=None, seed=None, coverage_penalty=0.0):
     """The search of these options; `sampling` (a `Sampling`) draws instead of searching (beam_size 1 only)."""
     if sampling is not None:
         if beam_size != 1:
@@ -648,7 +681,9 @@ def _make_search(beam_size, length_penalty, sampling=None, seed=None):
                              f"Received: beam_size={beam_size!r}")
         return SamplingSearch(sampling.temperature, sampling.top_k, sampling.top_p,
                               (sampling.seed, 0) if seed is None else seed)
-    return GreedySearch() if beam_size == 1 else BeamSearch(beam_size, length_penalty)
+    if beam_size == 1:
+        return GreedySearch()
+    return BeamSearch(beam_size, length_penalty, coverage_penalty)
 
 
 def _check_sampling(temperature, top_k, top_p):
@@ -767,6 +802,47 @@ def _chunk_size(vocab: int, span: int = END_ID + 1) -> int:
     """The smallest divisor of `vocab` that is at least its square root and at least `span`."""
     floor = max(span, int(vocab ** 0.5))
     return next(size for size in range(floor, vocab + 1) if vocab % size == 0) if vocab > floor else vocab
+
+
+class _Coverage:
+    """GNMT's coverage penalty (Wu et al., 2016): `beta * sum_i log(min(sum_t a_ti, 1))`.
+
+    Each hypothesis carries the attention its source positions received so
+    far, [batch, width, src_time], reordered with the beams; the sum runs over
+    the real source positions (`source_mask`). A position never attended to
+    counts as log(_COVERAGE_FLOOR) rather than -inf, so that hypotheses stay
+    comparable. Off (`source_mask` None): no state, a term of 0.
+    """
+
+    def __init__(self, beta, source_mask):
+        self.beta, self.source_mask = beta, source_mask  # source_mask: [batch, src_time] bool, or None
+
+    @property
+    def on(self) -> bool:
+        return self.source_mask is not None
+
+    def of_rows(self, rows):
+        return self if not self.on else _Coverage(self.beta, tf.gather(self.source_mask, rows))
+
+    def initial(self, width):
+        if not self.on:
+            return ()
+        return tf.zeros(tf.concat([tf.shape(self.source_mask)[:1], [width], tf.shape(self.source_mask)[1:]], 0))
+
+    def extend(self, coverage, attention, parents):
+        """[batch, n, src_time]: each candidate's coverage (its parent's, plus the parent's attention this step)."""
+        return () if not self.on else tf.gather(coverage + attention, parents, batch_dims=1)
+
+    def select(self, candidates, chosen):
+        """The coverage of the `chosen` [batch, width] candidates."""
+        return () if not self.on else tf.gather(candidates, chosen, batch_dims=1)
+
+    def term(self, coverage):
+        """[batch, n] the penalty of [batch, n, src_time] coverages (<= 0), or 0 when off."""
+        if not self.on:
+            return 0.0
+        logs = tf.math.log(tf.clip_by_value(coverage, _COVERAGE_FLOOR, 1.0))
+        return self.beta * tf.reduce_sum(tf.where(self.source_mask[:, None, :], logs, 0.0), axis=-1)
 
 
 class _TokenRules:

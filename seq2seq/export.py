@@ -79,7 +79,7 @@ class _ExportModule(tf.Module):
 
 def export_translator(translator, tokenizer, out_dir, *, max_source_len: int, beam_size: int,
                       max_length: int, length_penalty: float, casing=None,
-                      protect_placeholders: bool = True) -> Path:
+                      protect_placeholders: bool = True, coverage_penalty: float = 0.0) -> Path:
     """Writes a SavedModel translating a batch of strings to a batch of strings.
 
     Args:
@@ -93,6 +93,7 @@ def export_translator(translator, tokenizer, out_dir, *, max_source_len: int, be
         casing: a `seq2seq.casing.FirstWordCasing` applied around the translation, or None.
         protect_placeholders: carry placeholders through as `translate_batches`
             does (off anyway with a tokenizer that lacks the reserved tokens).
+        coverage_penalty: GNMT coverage penalty weight of beam search (0 = none).
     Returns:
         The SavedModel directory.
     """
@@ -103,12 +104,14 @@ def export_translator(translator, tokenizer, out_dir, *, max_source_len: int, be
     _check_at_least(1, beam_size=beam_size, max_length=max_length)
     if not length_penalty >= 0:
         raise UserError(f"length_penalty must be >= 0; received {length_penalty!r}")
+    if not coverage_penalty >= 0:
+        raise UserError(f"coverage_penalty must be >= 0; received {coverage_penalty!r}")
     module = _ExportModule(translator, tokenizer)
     module.casing = casing
     reserved_ids = placeholders.reserved_ids(tokenizer) if protect_placeholders else ()
     defaults = dict(beam_size=beam_size, length_penalty=float(length_penalty), max_length=max_length,
                     n_best=1, temperature=0.0, seed=0)
-    decode = _decoder(translator, reserved_ids, beam_size)
+    decode = _decoder(translator, reserved_ids, beam_size, float(coverage_penalty))
 
     def hypotheses(texts, options):
         """[batch] strings -> the `NBestResult` of `options` and its [batch, n] translations."""
@@ -162,7 +165,7 @@ def export_translator(translator, tokenizer, out_dir, *, max_source_len: int, be
     return _save(module, {SIGNATURE_KEY: serve, N_BEST_SIGNATURE_KEY: translate_n_best}, out_dir)
 
 
-def _decoder(translator, reserved_ids, max_beam: int):
+def _decoder(translator, reserved_ids, max_beam: int, coverage_penalty: float = 0.0):
     """`decode(source_ids, beam_size, length_penalty, max_length, n_best, temperature, seed) -> NBestResult`
     in the graph, every option a scalar tensor.
 
@@ -178,7 +181,8 @@ def _decoder(translator, reserved_ids, max_beam: int):
         def search(width):
             return lambda: tuple(encode_and_decode(
                 translator, source_ids, beam_size=width, max_length=max_length, length_penalty=length_penalty,
-                reserved_ids=reserved_ids, n_best=tf.clip_by_value(n_best, 1, width)))
+                reserved_ids=reserved_ids, n_best=tf.clip_by_value(n_best, 1, width),
+                coverage_penalty=coverage_penalty))
 
         def sample():
             return tuple(encode_and_decode(

@@ -33,7 +33,7 @@ def length_sorted_batches(texts, batch_size: int):
 
 def decode_batches(translator, tokenizer, texts, *, max_source_len: int, beam_size: int,
                    max_length: int, length_penalty: float, batch_size: int = 64, progress: bool = False,
-                   protect_placeholders: bool = False, n_best=None, sampling=None):
+                   protect_placeholders: bool = False, n_best=None, sampling=None, coverage_penalty: float = 0.0):
     """Yields `(indices, DecodeResult)` for length-sorted batches covering every text once.
 
     `indices` [batch] are the positions in `texts` of the result's rows. With
@@ -42,6 +42,7 @@ def decode_batches(translator, tokenizer, texts, *, max_source_len: int, beam_si
     `n_best`, the results are `NBestResult`s of that many hypotheses per text.
     `sampling`: a `seq2seq.decoding.Sampling` to draw translations instead
     (`beam_size` 1); batch k draws from the seed `(sampling.seed, k)`.
+    `coverage_penalty`: GNMT's coverage penalty weight of beam search.
     """
     reserved_ids = placeholders.reserved_ids(tokenizer) if protect_placeholders else ()
     texts = list(texts)
@@ -50,7 +51,7 @@ def decode_batches(translator, tokenizer, texts, *, max_source_len: int, beam_si
         ids = source_ids(tokenizer, [texts[i] for i in indices], max_source_len)
         yield indices, translate_ids(translator, ids, beam_size=beam_size, max_length=max_length,
                                      length_penalty=length_penalty, reserved_ids=reserved_ids, n_best=n_best,
-                                     sampling=sampling, sample_stream=stream)
+                                     sampling=sampling, sample_stream=stream, coverage_penalty=coverage_penalty)
 
 
 def translate_batches(translator, tokenizer, texts, *, casing=None, protect_placeholders=True,
