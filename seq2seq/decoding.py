@@ -1,4 +1,4 @@
-"""Greedy and beam-search decoding as graph loops over an incremental step function.
+"""Greedy search, beam search and sampling as graph loops over an incremental step function.
 
 The decoders never see a model, only the translator's incremental contract:
 
@@ -32,6 +32,13 @@ Output conventions, the same for every strategy (`DecodeResult`):
   `log_probs`.
 - `attention` [batch, max_length, src_time]: the alignment computed at the step
   that produced each token; zeros after the hypothesis.
+With `n_best`, an `NBestResult` holds the same fields with an [n_best] axis
+after the batch axis: the best hypotheses of the one search, best first.
+
+Strategies are hooks of one loop (`Search.candidates`): `GreedySearch`,
+`BeamSearch` (GNMT length penalty, optional coverage penalty) and
+`SamplingSearch` (temperature, top-k, top-p, stateless seeds). docs/decoding.md
+shows each from the command line.
 
 Lengths: `max_length` bounds the output including the end token; `min_length`
 is the number of tokens that must precede it (the end token is forbidden at
