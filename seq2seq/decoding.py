@@ -243,7 +243,9 @@ class Search:
         return _Coverage(self.coverage_penalty, tf.cast(source_mask, tf.bool))
 
     def _check_n_best(self, n_best):
-        if n_best is not None and not tf.is_tensor(n_best) and (not isinstance(n_best, int) or not 1 <= n_best <= self.width):
+        if n_best is None or tf.is_tensor(n_best):
+            return
+        if not isinstance(n_best, int) or not 1 <= n_best <= self.width:
             raise ValueError(
                 f"`n_best` must be an integer from 1 to the beam size ({self.width}); raise the beam size "
                 f"to get more hypotheses. Received: n_best={n_best!r}"
@@ -658,7 +660,8 @@ def translate_ids(
     functions = _TRANSLATE_FUNCTIONS.setdefault(translator, {})
     key = tuple(options.values())
     if key not in functions:
-        _make_search(beam_size, length_penalty, sampling, coverage_penalty=coverage_penalty)._check_n_best(n_best)  # bad options fail here, not in tracing
+        # Bad options fail here, not in tracing.
+        _make_search(beam_size, length_penalty, sampling, coverage_penalty=coverage_penalty)._check_n_best(n_best)
         _check_lengths(max_length, min_length)
         functions[key] = _translate_function(weakref.ref(translator), options)
     if sampling is None:
