@@ -24,12 +24,12 @@ SOURCES = [pair.source for pair in generate_pairs("copy", 8, seed=1)]
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     """A run directory with an untrained tiny Translator, laid out as `load_run` reads it."""
-    from seq2seq import config_io
+    from seq2seq.runs import config_io
     from seq2seq.data.batching import BatchingConfig
-    from seq2seq.run_config import DecodeConfig, ModelConfig, RunConfig
+    from seq2seq.runs.config import DecodeConfig, ModelConfig, RunConfig
     from seq2seq.tokenizer import SentencePieceTokenizer
     from seq2seq.tokens import END_ID, START_ID
-    from seq2seq.translation import build_translator
+    from seq2seq.runs.translation import build_translator
 
     directory = tmp_path_factory.mktemp("decode") / "run"
     directory.mkdir()
@@ -79,7 +79,7 @@ def test_n_best_with_scores_writes_one_json_line_per_input(run_dir, tmp_path, ca
 
 def test_alignments_hard_and_soft_describe_the_same_attention(run_dir, tmp_path, capsys):
     from seq2seq.inference import source_ids
-    from seq2seq.translation import load_run
+    from seq2seq.runs.translation import load_run
 
     hard = translate_json(run_dir, tmp_path, capsys, "--with-alignments", "hard")
     soft = translate_json(run_dir, tmp_path, capsys, "--n-best", "1", "--with-alignments", "soft")
@@ -108,7 +108,7 @@ def test_score_gives_back_beam_searchs_log_prob_of_its_own_hypotheses(run_dir, t
     from seq2seq.decoding import translate_ids
     from seq2seq.inference import source_ids
     from seq2seq.tokens import END_ID
-    from seq2seq.translation import decode_options, load_run
+    from seq2seq.runs.translation import decode_options, load_run
 
     run_ = load_run(run_dir)
     tokenizer, options = run_.tokenizer, decode_options(run_)

@@ -282,7 +282,7 @@ def _translate_sampled(run, texts, args, sampling) -> list[str]:
 
 def _inference_options(run, args, sampling) -> dict:
     """Keyword arguments of `seq2seq.inference`'s functions: the run's settings, the command's overrides."""
-    from seq2seq.translation import decode_options
+    from seq2seq.runs.translation import decode_options
 
     return dict(casing=run.casing, protect_placeholders=run.config.decode.protect_placeholders,
                 batch_size=args.batch_size or run.config.decode.batch_size, sampling=sampling,
@@ -308,7 +308,7 @@ def run_evaluate(args) -> int:
 
 def run_score(args) -> int:
     from seq2seq.scoring import score_pairs
-    from seq2seq.translation import decode_options, load_run
+    from seq2seq.runs.translation import decode_options, load_run
 
     run = load_run(args.model)
     lines, pairs = read_pair_lines(args.data, strict=args.strict)

@@ -381,7 +381,7 @@ def translate_texts(run: TranslationRun, texts: list[str], *, beam_size=None, ma
 
 
 def decode_options(run: TranslationRun, *, beam_size=None, max_length=None) -> dict:
-    """The run's decoding settings (source cut, beam, max length, length penalty) as keyword
+    """The run's decoding settings (source cut, beam, max length, length and coverage penalty) as keyword
     arguments; `beam_size` and `max_length` override the run's when given.
 
     Sources are cut at DECODE_SOURCE_FACTOR times the training cut, not at it:
