@@ -490,7 +490,9 @@ class SamplingSearch(Search):
     so that they compare with greedy, beam search and `seq2seq.scoring`.
     Draws are stateless: `seed` [2] int (a tensor may differ per call) and the
     step give each step's random numbers, so the same seed, batch and model
-    give the same samples; `top_k=1` is greedy decoding.
+    give the same samples; `top_k=1` is greedy decoding. A `temperature`
+    given as a scalar tensor (an exported model's call-time input) may be 0:
+    the search is then greedy, chosen in the graph per step.
     """
 
     def __init__(self, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, seed=(0, 0)):
@@ -504,6 +506,12 @@ class SamplingSearch(Search):
         self.seed = seed
 
     def candidates(self, logits, shift, bias, tail=None, *, step=None):
+        if not tf.is_tensor(self.temperature):
+            return self._draw(logits, shift, bias, tail, step)
+        return tf.cond(self.temperature > 0, lambda: self._draw(logits, shift, bias, tail, step),
+                       lambda: top_candidates(logits, shift, bias, 1, tail))
+
+    def _draw(self, logits, shift, bias, tail, step):
         vocab = logits.shape[-1] or tf.shape(logits)[-1]
         forbidden = (tf.broadcast_to(_first_chunk_bias(bias, tail, vocab), tf.shape(logits)) <= _VALID)[:, 0]
         scaled = tf.where(forbidden, -np.inf, logits[:, 0] / self.temperature)  # [batch, vocab]

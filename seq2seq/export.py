@@ -33,7 +33,8 @@ ask for); a temperature > 0 samples instead of searching
 `translate_n_best` signature (and `loaded.translate_n_best(texts, ...,
 n_best=N)`, N defaulting to the export's beam size) returns {"translations":
 [batch, n] string, "log_probs", "scores": [batch, n] float32, "lengths":
-[batch, n] int32}, best first; a slot the search left empty has "" and -inf.
+[batch, n] int32, "token_ids": [batch, n, max_length] int32}, best first; a
+slot the search left empty has "" and -inf.
 TensorFlow Serving's signatures take every input, so there the options are
 required; `serving_default` takes only the texts.
 
@@ -109,8 +110,6 @@ def export_translator(translator, tokenizer, out_dir, *, max_source_len: int, be
     module = _ExportModule(translator, tokenizer)
     module.casing = casing
     reserved_ids = placeholders.reserved_ids(tokenizer) if protect_placeholders else ()
-    defaults = dict(beam_size=beam_size, length_penalty=float(length_penalty), max_length=max_length,
-                    n_best=1, temperature=0.0, seed=0)
     decode = _decoder(translator, reserved_ids, beam_size, float(coverage_penalty))
 
     def hypotheses(texts, options):
@@ -133,21 +132,9 @@ def export_translator(translator, tokenizer, out_dir, *, max_source_len: int, be
                                 translations)
         return result, tf.reshape(translations, [batch, n])
 
-    @tf.function(input_signature=[_TEXTS, *_OPTIONS])
-    def translate(texts, beam_size=beam_size, length_penalty=defaults["length_penalty"], max_length=max_length,
-                  temperature=0.0, seed=0):
-        """[batch] strings -> translations, scores, token_ids and lengths of the best hypothesis (see the module)."""
-        result, translations = hypotheses(texts, (beam_size, length_penalty, max_length, 1, temperature, seed))
-        return {
-            "translations": translations[:, 0],
-            "scores": result.scores[:, 0],
-            "token_ids": result.token_ids[:, 0],
-            "lengths": result.lengths[:, 0],
-        }
-
     @tf.function(input_signature=[_TEXTS, *_OPTIONS, tf.TensorSpec([], tf.int32, name="n_best")])
-    def translate_n_best(texts, beam_size=beam_size, length_penalty=defaults["length_penalty"],
-                         max_length=max_length, temperature=0.0, seed=0, n_best=beam_size):
+    def translate_n_best(texts, beam_size=beam_size, length_penalty=float(length_penalty), max_length=max_length,
+                         temperature=0.0, seed=0, n_best=beam_size):
         """[batch] strings -> the `n_best` best translations of each with their scores (see the module)."""
         result, translations = hypotheses(texts, (beam_size, length_penalty, max_length, n_best, temperature, seed))
         return {
@@ -155,7 +142,16 @@ def export_translator(translator, tokenizer, out_dir, *, max_source_len: int, be
             "log_probs": result.log_probs,
             "scores": result.scores,
             "lengths": result.lengths,
+            "token_ids": result.token_ids,
         }
+
+    # The best hypothesis is the first of one: both functions call one graph, saved once.
+    @tf.function(input_signature=[_TEXTS, *_OPTIONS])
+    def translate(texts, beam_size=beam_size, length_penalty=float(length_penalty), max_length=max_length,
+                  temperature=0.0, seed=0):
+        """[batch] strings -> translations, scores, token_ids and lengths of the best hypothesis (see the module)."""
+        best = translate_n_best(texts, beam_size, length_penalty, max_length, temperature, seed, 1)
+        return {key: best[key][:, 0] for key in ("translations", "scores", "token_ids", "lengths")}
 
     @tf.function(input_signature=[_TEXTS])
     def serve(texts):
@@ -169,28 +165,28 @@ def _decoder(translator, reserved_ids, max_beam: int, coverage_penalty: float = 
     """`decode(source_ids, beam_size, length_penalty, max_length, n_best, temperature, seed) -> NBestResult`
     in the graph, every option a scalar tensor.
 
-    One search graph per beam size 1 .. `max_beam` (the width of a search is
-    static) and one of sampling, chosen per call by a `tf.switch_case`:
-    temperature > 0 samples (one hypothesis), else the beam size, clipped to
-    1 .. `max_beam`, searches; `n_best` is clipped to 1 .. that width.
+    The width of a search is static: one graph of width 1 (greedy, or
+    sampling when temperature > 0, chosen per step) and one beam search graph
+    per beam size 2 .. `max_beam`, picked per call by a `tf.switch_case`. The
+    beam size is clipped to 1 .. `max_beam` (a temperature > 0 samples, beam
+    size 1), and `n_best` to 1 .. the width.
     """
     def decode(source_ids, beam_size, length_penalty, max_length, n_best, temperature, seed):
-        max_length = tf.maximum(max_length, 1)
-        length_penalty = tf.maximum(length_penalty, 0.0)
+        options = dict(max_length=tf.maximum(max_length, 1), reserved_ids=reserved_ids)
+
+        def greedy_or_sample():
+            return tuple(encode_and_decode(translator, source_ids, beam_size=1, n_best=tf.constant(1),
+                                           sampling=Sampling(temperature=temperature), seed=tf.stack([seed, 0]),
+                                           **options))
 
         def search(width):
             return lambda: tuple(encode_and_decode(
-                translator, source_ids, beam_size=width, max_length=max_length, length_penalty=length_penalty,
-                reserved_ids=reserved_ids, n_best=tf.clip_by_value(n_best, 1, width),
-                coverage_penalty=coverage_penalty))
+                translator, source_ids, beam_size=width, length_penalty=tf.maximum(length_penalty, 0.0),
+                n_best=tf.clip_by_value(n_best, 1, width), coverage_penalty=coverage_penalty, **options))
 
-        def sample():
-            return tuple(encode_and_decode(
-                translator, source_ids, beam_size=1, max_length=max_length, reserved_ids=reserved_ids,
-                n_best=tf.constant(1), sampling=Sampling(temperature=temperature), seed=tf.stack([seed, 0])))
-
-        branch = tf.where(temperature > 0, max_beam, tf.clip_by_value(beam_size, 1, max_beam) - 1)
-        return NBestResult(*tf.switch_case(branch, [search(w) for w in range(1, max_beam + 1)] + [sample]))
+        branch = tf.where(temperature > 0, 0, tf.clip_by_value(beam_size, 1, max_beam) - 1)
+        branches = [greedy_or_sample] + [search(width) for width in range(2, max_beam + 1)]
+        return NBestResult(*tf.switch_case(branch, branches))
 
     return decode
 

@@ -98,23 +98,25 @@ def translate_n_best(translator, tokenizer, texts, *, n_best: int = 1, with_scor
         texts_out = [read.restore(text, indices[i // n_best]) for i, text in enumerate(texts_out)]
         texts_out = read.raise_first_letters(texts_out, np.repeat(read.lowered[indices], n_best))
         source_lengths = _source_lengths(tokenizer, [read.sources[i] for i in indices], options["max_source_len"])
+        arrays = {field: getattr(result, field).numpy() for field in ("lengths", "log_probs", "scores", "attention")}
         for row, index in enumerate(indices):
-            hypotheses = []
-            for k in range(n_best):
-                length = int(result.lengths[row, k])
-                if not length:
-                    continue
-                hypothesis = {"text": texts_out[row * n_best + k]}
-                if with_scores:
-                    hypothesis["log_prob"] = float(result.log_probs[row, k])
-                    hypothesis["score"] = float(result.scores[row, k])
-                if alignments:
-                    weights = result.attention[row, k, :length, : source_lengths[row]].numpy()
-                    hypothesis["alignment"] = (weights.argmax(axis=-1).tolist() if alignments == "hard"
-                                               else np.round(weights, 4).tolist())
-                hypotheses.append(hypothesis)
+            hypotheses = [_hypothesis(texts_out[row * n_best + k], arrays, row, k, source_lengths[row], with_scores,
+                                      alignments) for k in range(n_best) if arrays["lengths"][row, k]]
             outputs[index] = {"source": read.texts[index], "hypotheses": hypotheses}
     return outputs
+
+
+def _hypothesis(text, arrays, row, k, source_length, with_scores, alignments) -> dict:
+    """Hypothesis k of `row` as `translate_n_best` writes it; `arrays`: the NBestResult's fields as NumPy."""
+    hypothesis = {"text": text}
+    if with_scores:
+        hypothesis["log_prob"] = float(arrays["log_probs"][row, k])
+        hypothesis["score"] = float(arrays["scores"][row, k])
+    if alignments:
+        weights = arrays["attention"][row, k, : arrays["lengths"][row, k], :source_length]
+        hypothesis["alignment"] = (weights.argmax(axis=-1).tolist() if alignments == "hard"
+                                   else np.round(weights, 4).tolist())
+    return hypothesis
 
 
 def _source_lengths(tokenizer, texts, max_source_len: int) -> list[int]:

@@ -101,7 +101,7 @@ def setup(tmp_path_factory):
     loaded = subprocess.run(
         [sys.executable, "-c", _LOAD_SCRIPT, str(translator_dir), str(classifier_dir),
          json.dumps(texts)],
-        capture_output=True, text=True, timeout=120, cwd=root,
+        capture_output=True, text=True, timeout=300, cwd=root,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
     )
     assert loaded.returncode == 0, loaded.stderr[-3000:]
