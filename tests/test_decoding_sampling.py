@@ -115,3 +115,17 @@ def test_sampling_with_a_beam_is_refused():
     with pytest.raises(ValueError, match="beam_size=2"):
         decoding.translate_ids(RandomTranslator(), [[5, 6]], beam_size=2, max_length=4,
                                sampling=decoding.Sampling())
+
+
+def test_a_temperature_given_as_a_tensor_samples_above_0_and_is_greedy_at_0():
+    # An exported model's call-time temperature: one graph, greedy or sampling per call.
+    translator = RandomTranslator(seed=6)
+    source = tf.constant(np.random.default_rng(7).integers(4, VOCAB, size=[6, 3]), tf.int32)
+    decode = tf.function(lambda ids, temperature: decoding.encode_and_decode(
+        translator, ids, max_length=9, sampling=decoding.Sampling(temperature=temperature), seed=tf.constant([1, 0])))
+    greedy = decoding.translate_ids(translator, source, beam_size=1, max_length=9)
+    sampled = decoding.translate_ids(translator, source, beam_size=1, max_length=9,
+                                     sampling=decoding.Sampling(temperature=2.0, seed=1))
+    assert as_strings(decode(source, tf.constant(0.0)).token_ids) == as_strings(greedy.token_ids)
+    assert as_strings(decode(source, tf.constant(2.0)).token_ids) == as_strings(sampled.token_ids)
+    assert as_strings(sampled.token_ids) != as_strings(greedy.token_ids)
