@@ -1,4 +1,4 @@
-"""Greedy and beam-search decoding as graph loops over an incremental step function.
+"""Greedy search, beam search and sampling as graph loops over an incremental step function.
 
 The decoders never see a model, only the translator's incremental contract:
 
@@ -32,6 +32,13 @@ Output conventions, the same for every strategy (`DecodeResult`):
   `log_probs`.
 - `attention` [batch, max_length, src_time]: the alignment computed at the step
   that produced each token; zeros after the hypothesis.
+With `n_best`, an `NBestResult` holds the same fields with an [n_best] axis
+after the batch axis: the best hypotheses of the one search, best first.
+
+Strategies are hooks of one loop (`Search.candidates`): `GreedySearch`,
+`BeamSearch` (GNMT length penalty, optional coverage penalty) and
+`SamplingSearch` (temperature, top-k, top-p, stateless seeds). docs/decoding.md
+shows each from the command line.
 
 Lengths: `max_length` bounds the output including the end token; `min_length`
 is the number of tokens that must precede it (the end token is forbidden at
@@ -62,6 +69,7 @@ DEFAULT_LENGTH_PENALTY = 0.6
 
 _NEG = -1e9  # log-probability of an impossible token or an empty slot
 _VALID = _NEG / 2  # any real log-probability sum is above this
+_COVERAGE_FLOOR = 1e-6  # the attention a never-attended source position counts as (log: -13.8)
 
 
 class DecodeResult(NamedTuple):
@@ -72,6 +80,23 @@ class DecodeResult(NamedTuple):
     log_probs: tf.Tensor  # [batch] float32
     scores: tf.Tensor  # [batch] float32
     attention: tf.Tensor  # [batch, max_length, src_time] float32
+
+
+class NBestResult(NamedTuple):
+    """The `n_best` best hypotheses per input row, best first: `DecodeResult`'s
+    fields with an [n_best] axis after the batch axis.
+
+    Finished hypotheses come first (by score), then, when a row finished fewer
+    than `n_best` by `max_length`, its best unfinished ones (cut at
+    `max_length`). A slot left without any hypothesis has length 0, only
+    `PAD_ID` tokens, zero attention and `log_probs = scores = -inf`.
+    """
+
+    token_ids: tf.Tensor  # [batch, n_best, max_length] int32
+    lengths: tf.Tensor  # [batch, n_best] int32
+    log_probs: tf.Tensor  # [batch, n_best] float32
+    scores: tf.Tensor  # [batch, n_best] float32
+    attention: tf.Tensor  # [batch, n_best, max_length, src_time] float32
 
 
 class _Finished(NamedTuple):
@@ -101,6 +126,7 @@ class _Rows(NamedTuple):
     done: tf.Tensor  # [batch] bool
     model_state: dict
     emitted: tuple | tf.Tensor = ()  # [batch, width, n_reserved] bool when placeholders are required
+    coverage: tuple | tf.Tensor = ()  # [batch, width, src_time] attention received, with a coverage penalty
 
 
 class _Records(NamedTuple):
@@ -133,17 +159,18 @@ class Search:
     returns its best alive one, cut at `max_length`.
     """
 
-    def __init__(self, width: int, length_penalty: float = 0.0):
+    def __init__(self, width: int, length_penalty: float = 0.0, coverage_penalty: float = 0.0):
         if not isinstance(width, int) or width < 1:
             raise ValueError(f"`beam_size` must be an integer >= 1. Received: beam_size={width!r}")
-        if length_penalty < 0:
-            raise ValueError(
-                f"`length_penalty` must be >= 0. Received: length_penalty={length_penalty!r}"
-            )
+        for name, value in (("length_penalty", length_penalty), ("coverage_penalty", coverage_penalty)):
+            if not tf.is_tensor(value) and value < 0:
+                raise ValueError(f"`{name}` must be >= 0. Received: {name}={value!r}")
         self.width = width
-        self.length_penalty = float(length_penalty)
+        # Scalar tensors too (an exported model's call-time inputs), unchecked.
+        self.length_penalty = length_penalty if tf.is_tensor(length_penalty) else float(length_penalty)
+        self.coverage_penalty = coverage_penalty if tf.is_tensor(coverage_penalty) else float(coverage_penalty)
 
-    def candidates(self, logits, shift, bias, tail=None):
+    def candidates(self, logits, shift, bias, tail=None, *, step=None):
         """Hook: the extensions of the alive hypotheses worth keeping.
 
         A candidate (slot s, token v) has the log-prob sum
@@ -156,6 +183,7 @@ class Search:
             bias: [span] or [batch, width, span], the bias of ids < span: 0, or
                 _NEG on tokens that may not be emitted now.
             tail: None, or [batch, width] the bias of ids >= span.
+            step: scalar int32, the output position being chosen.
         Returns:
             `(log_probs, parents, tokens)`, each [batch, n] with n >= width,
             sorted best first: a candidate extends alive slot `parents` with `tokens`.
@@ -163,8 +191,8 @@ class Search:
         raise NotImplementedError
 
     def __call__(self, step_fn, initial_state, batch_size, *, max_length, min_length=0, source_state=None,
-                 reserved_ids=(), required=None):
-        """Decodes `batch_size` rows; returns a `DecodeResult`.
+                 reserved_ids=(), required=None, n_best=None, source_mask=None):
+        """Decodes `batch_size` rows; returns a `DecodeResult`, or an `NBestResult` with `n_best`.
 
         Args:
             step_fn: see the module docstring.
@@ -178,19 +206,52 @@ class Search:
                 never emitted unless `required`.
             required: None, or [batch, len(reserved_ids)] bool: the reserved
                 tokens each row must emit exactly once before its end token.
+            n_best: None (the best hypothesis, a `DecodeResult`), or how many
+                of the best hypotheses to return per row, 1 .. width (an
+                `NBestResult`). A row then stops early only once its
+                `n_best`-th finished hypothesis can no longer be beaten.
+            source_mask: [batch, src_time] bool, True at real source
+                positions: the positions the coverage penalty sums over
+                (required with a `coverage_penalty`, unused without).
+        `max_length` and `n_best` may be scalar int32 tensors (inputs of an
+        exported model): they are then not checked, and shapes that depend on
+        them are not static.
         """
         _check_lengths(max_length, min_length)
+        self._check_n_best(n_best)
         source_state = dict(source_state or {})
         rules = _TokenRules(min_length, max_length, reserved_ids, required)
-        loop = self._initial_loop(initial_state, batch_size, max_length, rules)
+        coverage = self._coverage(source_mask)
+        loop = self._initial_loop(initial_state, batch_size, max_length, rules, coverage)
+        rank = 0 if n_best is None else n_best - 1  # the finished hypothesis that must be safe before a row stops
         loop = tf.while_loop(
             lambda loop: (loop.step < max_length) & ~tf.reduce_all(loop.rows.done),
-            lambda loop: (self._advance(step_fn, loop, source_state, rules),),
+            lambda loop: (self._advance(step_fn, loop, source_state, rules, rank, coverage),),
             (loop,),
         )[0]
-        return self._best(loop, max_length)
+        if n_best is None:
+            best = self._n_best(loop, max_length, 1, coverage)
+            return DecodeResult(*(tf.squeeze(field, axis=1) for field in best))
+        return _emptied(self._n_best(loop, max_length, n_best, coverage))
 
-    def _initial_loop(self, initial_state, batch_size, max_length, rules):
+    def _coverage(self, source_mask):
+        if not tf.is_tensor(self.coverage_penalty) and self.coverage_penalty == 0:
+            return _Coverage(0.0, None)
+        if source_mask is None:
+            raise ValueError("A coverage penalty sums over the real source positions: pass `source_mask` "
+                             f"[batch, src_time] with coverage_penalty={self.coverage_penalty!r}")
+        return _Coverage(self.coverage_penalty, tf.cast(source_mask, tf.bool))
+
+    def _check_n_best(self, n_best):
+        if n_best is None or tf.is_tensor(n_best):
+            return
+        if not isinstance(n_best, int) or not 1 <= n_best <= self.width:
+            raise ValueError(
+                f"`n_best` must be an integer from 1 to the beam size ({self.width}); raise the beam size "
+                f"to get more hypotheses. Received: n_best={n_best!r}"
+            )
+
+    def _initial_loop(self, initial_state, batch_size, max_length, rules, coverage):
         width = self.width
         first_slot_only = tf.constant([[0.0] + [_NEG] * (width - 1)])
 
@@ -211,6 +272,7 @@ class Search:
                 done=tf.zeros([batch_size], tf.bool),
                 model_state={k: _tile(v, width) for k, v in initial_state.items()},
                 emitted=rules.initial_emitted(batch_size, width),
+                coverage=coverage.initial(width),
             ),
             history=_History(
                 tokens=records(),
@@ -220,7 +282,7 @@ class Search:
             ),
         )
 
-    def _advance(self, step_fn, loop, source_state, rules):
+    def _advance(self, step_fn, loop, source_state, rules, rank, coverage):
         """One decoding step for the rows still searching; done rows are left out of the model call.
 
         Rows finish at different steps (sentences of different lengths in one
@@ -233,7 +295,8 @@ class Search:
         slots = tf.reshape(live[:, None] * self.width + tf.range(self.width), [-1])  # [live * width]
         rows = _gather_rows(loop.rows, live, slots)
         sources = {k: tf.gather(v, live) for k, v in source_state.items()}
-        rows, records = self._extend(step_fn, rows, sources, loop.step, rules.of_rows(live))
+        rows, records = self._extend(step_fn, rows, sources, loop.step, rules.of_rows(live), rank,
+                                     coverage.of_rows(live))
         return _Loop(
             step=loop.step + 1,
             rows=_scatter_rows(loop.rows, rows, live, slots),
@@ -243,10 +306,12 @@ class Search:
             )),
         )
 
-    def _extend(self, step_fn, rows, sources, step, rules):
+    def _extend(self, step_fn, rows, sources, step, rules, rank, coverage):
         """Runs the model once on `rows` (all live) and extends, finishes and reselects their hypotheses.
 
-        Returns the next `_Rows` and this step's `_Records`.
+        `rank`: the row is settled once its finished hypothesis of this rank
+        (0 = the best) can no longer be beaten. Returns the next `_Rows` and
+        this step's `_Records`.
         """
         batch, width = tf.shape(rows.inputs)[0], self.width
         state = {**rows.model_state, **sources}
@@ -255,8 +320,10 @@ class Search:
         logits = tf.reshape(tf.cast(logits, tf.float32), [batch, width, logits.shape[-1] or -1])
         # A candidate's log-prob sum is alive + logit - logsumexp(logits): a shift per slot.
         shift = rows.alive_log_probs - tf.reduce_logsumexp(logits, axis=-1)
-        cand_log_probs, parents, tokens = self.candidates(logits, shift, *rules.bias(step, rows.emitted))
-        finished = self._finish(rows.finished, step, cand_log_probs, tokens)
+        cand_log_probs, parents, tokens = self.candidates(logits, shift, *rules.bias(step, rows.emitted), step=step)
+        attention = tf.reshape(tf.cast(attention, tf.float32), [batch, width, -1])
+        cand_coverage = coverage.extend(rows.coverage, attention, parents)  # [batch, n, src_time], or ()
+        finished = self._finish(rows.finished, step, cand_log_probs, tokens, coverage.term(cand_coverage))
         alive_key = tf.where(tokens == END_ID, _NEG, cand_log_probs)
         alive_log_probs, alive_from = tf.math.top_k(alive_key, k=width)
         alive_parents = tf.gather(parents, alive_from, batch_dims=1)
@@ -267,7 +334,7 @@ class Search:
             model_state[key] = value if width == 1 or value is state[key] else tf.gather(value, flat_parents)
         found = tf.reduce_sum(tf.cast(finished.scores > _VALID, tf.int32), axis=1)
         nothing_alive = tf.reduce_all(alive_log_probs <= _VALID, axis=1)
-        settled = self._settled(finished.scores[:, 0], alive_log_probs, rules.max_length)
+        settled = self._settled(finished.scores[:, rank], alive_log_probs, rules.max_length)
         inputs = tf.gather(tokens, alive_from, batch_dims=1)
         next_rows = _Rows(
             inputs=inputs,
@@ -276,16 +343,19 @@ class Search:
             done=(found >= width) | nothing_alive | settled,
             model_state=model_state,
             emitted=rules.emitted_after(rows.emitted, alive_parents, inputs),
+            coverage=coverage.select(cand_coverage, alive_from),
         )
-        attention = tf.reshape(tf.cast(attention, tf.float32), [batch, width, -1])
         return next_rows, _Records(tokens, parents, alive_from, attention)
 
-    def _finish(self, finished, step, cand_log_probs, tokens):
-        """Merges this step's end-token candidates (of rows still searching) into the finished set."""
+    def _finish(self, finished, step, cand_log_probs, tokens, coverage_term=0.0):
+        """Merges this step's end-token candidates (of rows still searching) into the finished set.
+
+        `coverage_term`: 0, or [batch, n] each candidate's coverage penalty (<= 0), added to its score.
+        """
         shape = tf.shape(tokens)
         rank = tf.broadcast_to(tf.range(shape[1])[None, :], shape)
         finishing = (tokens == END_ID) & (cand_log_probs > _VALID) & (rank < self.width)
-        scores = cand_log_probs / self._penalty(step + 1)
+        scores = cand_log_probs / self._penalty(step + 1) + coverage_term
         new = _Finished(
             scores=tf.where(finishing, scores, _NEG),
             log_probs=cand_log_probs,
@@ -311,30 +381,64 @@ class Search:
     def _penalty(self, length):
         return ((5.0 + tf.cast(length, tf.float32)) / 6.0) ** self.length_penalty
 
-    def _best(self, loop, max_length):
-        """The best finished hypothesis per row, else the best alive one."""
+    def _n_best(self, loop, max_length, n, coverage) -> NBestResult:
+        """The `n` best hypotheses per row: its finished ones, then its best alive ones.
+
+        Finished and alive slots are each sorted best first (an alive slot's
+        score is its log-prob sum over the penalty of the same length, so the
+        order of the sums), so slot k is finished slot k while k < found, else
+        alive slot k - found. Slots that hold nothing have log_probs <= _VALID.
+        """
         last = loop.step - 1
-        finished = loop.rows.finished
-        found = finished.scores[:, 0] > _VALID
-        end_steps = tf.where(found, finished.end_steps[:, 0], last)
-        candidates = tf.where(
-            found, finished.candidates[:, 0], loop.history.alive_from.read(last)[:, 0]
-        )
-        log_probs = tf.where(found, finished.log_probs[:, 0], loop.rows.alive_log_probs[:, 0])
+        finished, alive = loop.rows.finished, loop.rows.alive_log_probs
+        found = tf.reduce_sum(tf.cast(finished.scores > _VALID, tf.int32), axis=1)[:, None]  # [batch, 1]
+        k = tf.range(n)[None, :]
+        from_finished = k < found  # [batch, n]
+        alive_slot = tf.clip_by_value(k - found, 0, self.width - 1)
+
+        def pick(finished_values, alive_values):
+            return tf.where(from_finished, tf.gather(finished_values, tf.broadcast_to(k, tf.shape(alive_slot)),
+                                                     batch_dims=1),
+                            tf.gather(alive_values, alive_slot, batch_dims=1))
+
+        end_steps = pick(finished.end_steps, tf.fill(tf.shape(alive), last))
+        candidates = pick(finished.candidates, loop.history.alive_from.read(last))
+        log_probs = pick(finished.log_probs, alive)
         lengths = end_steps + 1
-        scores = tf.where(found, finished.scores[:, 0], log_probs / self._penalty(lengths))
+        alive_scores = log_probs / self._penalty(lengths)
+        if coverage.on:
+            alive_scores += tf.gather(coverage.term(loop.rows.coverage), alive_slot, batch_dims=1)
+        scores = tf.where(from_finished, pick(finished.scores, alive), alive_scores)
         token_ids, attention = _backtrack(loop.history, loop.step, end_steps, candidates)
         missing = max_length - loop.step
-        token_ids = tf.pad(token_ids, [[0, 0], [0, missing]])
-        return DecodeResult(
-            token_ids=tf.ensure_shape(token_ids, [None, max_length]),
+        token_ids = tf.pad(token_ids, [[0, 0], [0, 0], [0, missing]])
+        n, max_length = _static(n), _static(max_length)
+        return NBestResult(
+            token_ids=tf.ensure_shape(token_ids, [None, n, max_length]),
             lengths=lengths,
             log_probs=log_probs,
             scores=scores,
             attention=tf.ensure_shape(
-                tf.pad(attention, [[0, 0], [0, missing], [0, 0]]), [None, max_length, None]
+                tf.pad(attention, [[0, 0], [0, 0], [0, missing], [0, 0]]), [None, n, max_length, None]
             ),
         )
+
+
+def _static(value):
+    """`value` when it is a Python int, None (an unknown dimension) when it is a tensor."""
+    return None if tf.is_tensor(value) else value
+
+
+def _emptied(result: NBestResult) -> NBestResult:
+    """`result` with each slot that holds no hypothesis (log_probs <= _VALID) made empty (see `NBestResult`)."""
+    empty = result.log_probs <= _VALID
+    return NBestResult(
+        token_ids=tf.where(empty[:, :, None], PAD_ID, result.token_ids),
+        lengths=tf.where(empty, 0, result.lengths),
+        log_probs=tf.where(empty, -np.inf, result.log_probs),
+        scores=tf.where(empty, -np.inf, result.scores),
+        attention=tf.where(empty[:, :, None, None], 0.0, result.attention),
+    )
 
 
 class GreedySearch(Search):
@@ -343,7 +447,7 @@ class GreedySearch(Search):
     def __init__(self):
         super().__init__(width=1)
 
-    def candidates(self, logits, shift, bias, tail=None):
+    def candidates(self, logits, shift, bias, tail=None, *, step=None):
         return top_candidates(logits, shift, bias, 1, tail)
 
 
@@ -352,24 +456,86 @@ class BeamSearch(Search):
 
     Alive beams are ranked by their log-probability sum; finished hypotheses
     by that sum over ((5 + length) / 6) ** length_penalty, so 0 means no
-    normalisation and larger values favour longer outputs.
+    normalisation and larger values favour longer outputs, plus the coverage
+    penalty when `coverage_penalty` > 0 (`_Coverage`: hypotheses that leave
+    source words unattended rank lower; it needs `source_mask`).
     """
 
-    def __init__(self, beam_size: int, length_penalty: float = DEFAULT_LENGTH_PENALTY):
-        super().__init__(width=beam_size, length_penalty=length_penalty)
+    def __init__(self, beam_size: int, length_penalty: float = DEFAULT_LENGTH_PENALTY,
+                 coverage_penalty: float = 0.0):
+        super().__init__(width=beam_size, length_penalty=length_penalty, coverage_penalty=coverage_penalty)
 
-    def candidates(self, logits, shift, bias, tail=None):
+    def candidates(self, logits, shift, bias, tail=None, *, step=None):
         # 2 * width: at most `width` of them end, so `width` stay alive.
         return top_candidates(logits, shift, bias, 2 * self.width, tail)
 
 
-def greedy_decode(step_fn, initial_state, batch_size, *, max_length, min_length=0, **placeholders):
+class Sampling(NamedTuple):
+    """Options of random sampling (`SamplingSearch`); hashable, so a `translate_ids` cache key."""
+
+    temperature: float = 1.0  # > 0: divides the logits; < 1 sharpens, > 1 flattens
+    top_k: int = 0  # draw among the k likeliest tokens only; 0 = all
+    top_p: float = 1.0  # draw among the fewest likeliest tokens whose probability reaches p; 1 = all
+    seed: int = 0  # the same seed, inputs and batches give the same samples
+
+
+class SamplingSearch(Search):
+    """Random sampling: each step draws the next token from the model's distribution.
+
+    The distribution is softmax(logits / temperature), cut to the `top_k`
+    likeliest tokens and then to the smallest set of likeliest tokens whose
+    probability reaches `top_p` (nucleus sampling, Holtzman et al., 2020);
+    the forbidden tokens (special, placeholder, min_length) are never drawn.
+    The hypothesis' `log_probs` stay the model's own (temperature 1, no cut),
+    so that they compare with greedy, beam search and `seq2seq.scoring`.
+    Draws are stateless: `seed` [2] int (a tensor may differ per call) and the
+    step give each step's random numbers, so the same seed, batch and model
+    give the same samples; `top_k=1` is greedy decoding. A `temperature`
+    given as a scalar tensor (an exported model's call-time input) may be 0:
+    the search is then greedy, chosen in the graph per step.
+    """
+
+    def __init__(self, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, seed=(0, 0)):
+        super().__init__(width=1)
+        if tf.is_tensor(temperature):  # an exported model's call-time input, unchecked
+            _check_sampling(1.0, top_k, top_p)
+        else:
+            _check_sampling(temperature, top_k, top_p)
+            temperature = float(temperature)
+        self.temperature, self.top_k, self.top_p = temperature, int(top_k), float(top_p)
+        self.seed = seed
+
+    def candidates(self, logits, shift, bias, tail=None, *, step=None):
+        if not tf.is_tensor(self.temperature):
+            return self._draw(logits, shift, bias, tail, step)
+        return tf.cond(self.temperature > 0, lambda: self._draw(logits, shift, bias, tail, step),
+                       lambda: top_candidates(logits, shift, bias, 1, tail))
+
+    def _draw(self, logits, shift, bias, tail, step):
+        vocab = logits.shape[-1] or tf.shape(logits)[-1]
+        forbidden = (tf.broadcast_to(_first_chunk_bias(bias, tail, vocab), tf.shape(logits)) <= _VALID)[:, 0]
+        scaled = tf.where(forbidden, -np.inf, logits[:, 0] / self.temperature)  # [batch, vocab]
+        if self.top_k:
+            kth = tf.math.top_k(scaled, k=tf.minimum(self.top_k, tf.shape(scaled)[-1])).values[:, -1:]
+            scaled = tf.where(scaled < kth, -np.inf, scaled)
+        if self.top_p < 1.0:
+            ranked = tf.sort(scaled, axis=-1, direction="DESCENDING")
+            before = tf.math.cumsum(tf.nn.softmax(ranked), axis=-1, exclusive=True)  # probability above each
+            lowest = tf.reduce_min(tf.where(before < self.top_p, ranked, np.inf), axis=-1, keepdims=True)
+            scaled = tf.where(scaled < lowest, -np.inf, scaled)
+        seed = tf.random.experimental.stateless_fold_in(tf.cast(self.seed, tf.int32), step)
+        tokens = tf.random.stateless_categorical(scaled, 1, seed=seed, dtype=tf.int32)  # [batch, 1]
+        picked = tf.gather(logits[:, 0], tokens, batch_dims=1)
+        return picked + shift, tf.zeros_like(tokens), tokens
+
+
+def greedy_decode(step_fn, initial_state, batch_size, *, max_length, min_length=0, **options):
     """Greedy decoding; returns a `DecodeResult` (see the module docstring).
 
-    `placeholders`: `reserved_ids` and `required` as in `Search.__call__`.
+    `options`: `reserved_ids`, `required` and `n_best` as in `Search.__call__`.
     """
     return GreedySearch()(
-        step_fn, initial_state, batch_size, max_length=max_length, min_length=min_length, **placeholders
+        step_fn, initial_state, batch_size, max_length=max_length, min_length=min_length, **options
     )
 
 
@@ -382,14 +548,16 @@ def beam_search_decode(
     max_length,
     min_length=0,
     length_penalty=DEFAULT_LENGTH_PENALTY,
-    **placeholders,
+    coverage_penalty=0.0,
+    **options,
 ):
-    """Beam search; returns the best hypothesis per row as a `DecodeResult`.
+    """Beam search; returns the best hypothesis per row as a `DecodeResult`
+    (with `n_best`, the best `n_best` as an `NBestResult`).
 
-    `placeholders`: `reserved_ids` and `required` as in `Search.__call__`.
+    `options`: `reserved_ids`, `required`, `n_best` and `source_mask` as in `Search.__call__`.
     """
-    return BeamSearch(beam_size, length_penalty)(
-        step_fn, initial_state, batch_size, max_length=max_length, min_length=min_length, **placeholders
+    return BeamSearch(beam_size, length_penalty, coverage_penalty)(
+        step_fn, initial_state, batch_size, max_length=max_length, min_length=min_length, **options
     )
 
 
@@ -403,8 +571,12 @@ def encode_and_decode(
     length_penalty=DEFAULT_LENGTH_PENALTY,
     reserved_ids=(),
     constrain=None,
+    n_best=None,
+    sampling=None,
+    seed=None,
+    coverage_penalty=0.0,
 ):
-    """`translator.encode` then greedy (beam_size=1) or beam search.
+    """`translator.encode` then greedy (beam_size=1), beam search or sampling.
 
     Graph-safe and not wrapped: call it inside your own `tf.function` (export
     does); `translate_ids` is the cached entry point. `beam_size=1` runs
@@ -414,8 +586,13 @@ def encode_and_decode(
     the reserved tokens only forbidden, right for (and only for) a batch whose
     sources hold none; None = decided in the graph per batch (a `tf.cond`
     that traces both). Every choice that is right gives the same outputs.
+    `n_best`: None for a `DecodeResult`, else an `NBestResult` of that many
+    hypotheses per source (at most `beam_size`). `sampling`: a `Sampling`
+    to draw each token instead (with `beam_size=1`), its random numbers from
+    `seed` ([2] int32, may be a tensor), else from `(sampling.seed, 0)`.
+    `coverage_penalty`: GNMT's coverage penalty weight of beam search (0 = none).
     """
-    search = _make_search(beam_size, length_penalty)
+    search = _make_search(beam_size, length_penalty, sampling, seed, coverage_penalty)
     state = translator.encode(source_ids)
     # The encoder memory is the same for every hypothesis of a source: a beam
     # search neither tiles nor reorders it, and the translator attends to it
@@ -432,6 +609,8 @@ def encode_and_decode(
             source_state={k: state[k] for k in per_source},
             reserved_ids=reserved_ids,
             required=required,
+            n_best=n_best,
+            source_mask=tf.not_equal(source_ids, PAD_ID),
         )
 
     if not reserved_ids or constrain is False:
@@ -456,6 +635,10 @@ def translate_ids(
     length_penalty=DEFAULT_LENGTH_PENALTY,
     reserved_ids=(),
     constrain=None,
+    n_best=None,
+    sampling=None,
+    sample_stream=0,
+    coverage_penalty=0.0,
 ):
     """Translates a padded batch of source ids [batch, src_time] in one graph.
 
@@ -463,6 +646,10 @@ def translate_ids(
     [None, None] int32 input signature, so new batch sizes and source lengths
     do not retrace. `reserved_ids`, `constrain`: as in `encode_and_decode`;
     `constrain=None` decides from `source_ids` here, without a `tf.cond`.
+    `n_best`, `sampling`: as in `encode_and_decode`. A sampling call draws
+    with the seed `(sampling.seed, sample_stream)`, an input of the graph:
+    give each batch of one run its own stream (`decode_batches` does) so that
+    rows of different batches draw different random numbers, without a retrace.
     """
     reserved_ids = tuple(int(i) for i in reserved_ids)
     if reserved_ids and constrain is None:
@@ -474,29 +661,61 @@ def translate_ids(
         length_penalty=float(length_penalty),
         reserved_ids=reserved_ids,
         constrain=bool(constrain) if reserved_ids else None,
+        n_best=n_best,
+        sampling=None if sampling is None else Sampling(*sampling)._replace(seed=0),  # the seed is an input
+        coverage_penalty=float(coverage_penalty),
     )
     functions = _TRANSLATE_FUNCTIONS.setdefault(translator, {})
     key = tuple(options.values())
     if key not in functions:
-        _make_search(beam_size, length_penalty)  # bad options fail here, not in tracing
+        # Bad options fail here, not in tracing.
+        _make_search(beam_size, length_penalty, sampling, coverage_penalty=coverage_penalty)._check_n_best(n_best)
         _check_lengths(max_length, min_length)
         functions[key] = _translate_function(weakref.ref(translator), options)
-    return functions[key](tf.cast(source_ids, tf.int32))
+    if sampling is None:
+        return functions[key](tf.cast(source_ids, tf.int32))
+    return functions[key](tf.cast(source_ids, tf.int32), tf.constant([sampling.seed, sample_stream], tf.int32))
 
 
 def _translate_function(translator_ref, options):
-    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32)])
-    def translate(source_ids):
-        return encode_and_decode(translator_ref(), source_ids, **options)
+    ids = tf.TensorSpec([None, None], tf.int32)
+    if options["sampling"] is None:
+        @tf.function(input_signature=[ids])
+        def translate(source_ids):
+            return encode_and_decode(translator_ref(), source_ids, **options)
+    else:
+        @tf.function(input_signature=[ids, tf.TensorSpec([2], tf.int32)])
+        def translate(source_ids, seed):
+            return encode_and_decode(translator_ref(), source_ids, seed=seed, **options)
 
     return translate
 
 
-def _make_search(beam_size, length_penalty):
-    return GreedySearch() if beam_size == 1 else BeamSearch(beam_size, length_penalty)
+def _make_search(beam_size, length_penalty, sampling=None, seed=None, coverage_penalty=0.0):
+    """The search of these options; `sampling` (a `Sampling`) draws instead of searching (beam_size 1 only)."""
+    if sampling is not None:
+        if beam_size != 1:
+            raise ValueError(f"Sampling draws one hypothesis per source: `beam_size` must be 1 with `sampling`. "
+                             f"Received: beam_size={beam_size!r}")
+        return SamplingSearch(sampling.temperature, sampling.top_k, sampling.top_p,
+                              (sampling.seed, 0) if seed is None else seed)
+    if beam_size == 1:
+        return GreedySearch()
+    return BeamSearch(beam_size, length_penalty, coverage_penalty)
+
+
+def _check_sampling(temperature, top_k, top_p):
+    if not temperature > 0:
+        raise ValueError(f"`temperature` must be > 0. Received: temperature={temperature!r}")
+    if not isinstance(top_k, int) or top_k < 0:
+        raise ValueError(f"`top_k` must be an integer >= 0 (0 = no cut). Received: top_k={top_k!r}")
+    if not 0 < top_p <= 1:
+        raise ValueError(f"`top_p` must be in (0, 1] (1 = no cut). Received: top_p={top_p!r}")
 
 
 def _check_lengths(max_length, min_length):
+    if tf.is_tensor(max_length):  # an exported model's call-time input, unchecked
+        return
     if not isinstance(max_length, int) or max_length < 1:
         raise ValueError(
             f"`max_length` must be an integer >= 1. Received: max_length={max_length!r}"
@@ -603,6 +822,47 @@ def _chunk_size(vocab: int, span: int = END_ID + 1) -> int:
     return next(size for size in range(floor, vocab + 1) if vocab % size == 0) if vocab > floor else vocab
 
 
+class _Coverage:
+    """GNMT's coverage penalty (Wu et al., 2016): `beta * sum_i log(min(sum_t a_ti, 1))`.
+
+    Each hypothesis carries the attention its source positions received so
+    far, [batch, width, src_time], reordered with the beams; the sum runs over
+    the real source positions (`source_mask`). A position never attended to
+    counts as log(_COVERAGE_FLOOR) rather than -inf, so that hypotheses stay
+    comparable. Off (`source_mask` None): no state, a term of 0.
+    """
+
+    def __init__(self, beta, source_mask):
+        self.beta, self.source_mask = beta, source_mask  # source_mask: [batch, src_time] bool, or None
+
+    @property
+    def on(self) -> bool:
+        return self.source_mask is not None
+
+    def of_rows(self, rows):
+        return self if not self.on else _Coverage(self.beta, tf.gather(self.source_mask, rows))
+
+    def initial(self, width):
+        if not self.on:
+            return ()
+        return tf.zeros(tf.concat([tf.shape(self.source_mask)[:1], [width], tf.shape(self.source_mask)[1:]], 0))
+
+    def extend(self, coverage, attention, parents):
+        """[batch, n, src_time]: each candidate's coverage (its parent's, plus the parent's attention this step)."""
+        return () if not self.on else tf.gather(coverage + attention, parents, batch_dims=1)
+
+    def select(self, candidates, chosen):
+        """The coverage of the `chosen` [batch, width] candidates."""
+        return () if not self.on else tf.gather(candidates, chosen, batch_dims=1)
+
+    def term(self, coverage):
+        """[batch, n] the penalty of [batch, n, src_time] coverages (<= 0), or 0 when off."""
+        if not self.on:
+            return 0.0
+        logs = tf.math.log(tf.clip_by_value(coverage, _COVERAGE_FLOOR, 1.0))
+        return self.beta * tf.reduce_sum(tf.where(self.source_mask[:, None, :], logs, 0.0), axis=-1)
+
+
 class _TokenRules:
     """Which token each hypothesis may emit next: special tokens, `min_length` and placeholders.
 
@@ -666,12 +926,12 @@ def forbidden_token_bias(vocab, end_allowed=True):
 
 
 def _backtrack(history, num_steps, end_steps, candidates):
-    """Follows parent pointers from each row's (end step, candidate) to step 0.
+    """Follows parent pointers from each (end step, candidate) [batch, n] to step 0.
 
-    Returns token_ids [batch, num_steps] and attention [batch, num_steps,
-    src_time], zero after each row's end step.
+    Returns token_ids [batch, n, num_steps] and attention [batch, n,
+    num_steps, src_time], zero after each hypothesis' end step.
     """
-    batch = tf.shape(end_steps)[0]
+    shape = tf.shape(end_steps)
 
     def body(t, slot, tokens, attention):
         candidate = tf.where(
@@ -685,7 +945,7 @@ def _backtrack(history, num_steps, end_steps, candidates):
             t - 1,
             parent,
             tokens.write(t, tf.where(active, token, PAD_ID)),
-            attention.write(t, tf.where(active[:, None], alignment, 0.0)),
+            attention.write(t, tf.where(active[:, :, None], alignment, 0.0)),
         )
 
     _, _, tokens, attention = tf.while_loop(
@@ -693,9 +953,9 @@ def _backtrack(history, num_steps, end_steps, candidates):
         body,
         (
             num_steps - 1,
-            tf.zeros([batch], tf.int32),
+            tf.zeros(shape, tf.int32),
             tf.TensorArray(tf.int32, size=num_steps),
             tf.TensorArray(tf.float32, size=num_steps),
         ),
     )
-    return tf.transpose(tokens.stack()), tf.transpose(attention.stack(), [1, 0, 2])
+    return tf.transpose(tokens.stack(), [1, 2, 0]), tf.transpose(attention.stack(), [1, 2, 0, 3])

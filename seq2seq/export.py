@@ -9,11 +9,11 @@ TensorFlow and TensorFlow Text (whose import registers the SentencePiece ops):
     out = translator.signatures["serving_default"](texts=tf.constant(["Open file"]))
     out["translations"]  # [batch] tf.string
 
-A translator's signature returns {"translations": [batch] string, "scores":
-[batch] float32, "token_ids": [batch, max_length] int32, "lengths": [batch]
-int32}; a classifier's returns {"label": [batch] string, "probabilities":
-[batch, classes] float32, "attention": [batch, time] float32, "pieces":
-[batch, time] string}. Sources are encoded exactly as the training pipeline
+A translator's `serving_default` returns {"translations": [batch] string,
+"scores": [batch] float32, "token_ids": [batch, max_length] int32, "lengths":
+[batch] int32}; a classifier's returns {"label": [batch] string,
+"probabilities": [batch, classes] float32, "attention": [batch, time] float32,
+"pieces": [batch, time] string}. Sources are encoded exactly as the training pipeline
 encodes them (`seq2seq.data.pipeline.encode_sources`), after the run's first-word
 casing when it has one (`seq2seq.casing`: a listed first word is lowered, and the
 translation's first letter raised again); with placeholder protection on, the
@@ -23,6 +23,20 @@ translation in the graph too (`seq2seq.placeholders`), and the same
 `loaded.classify(texts)`. A string that is not valid UTF-8 (or holds a NUL)
 gets the translation "" (the label "") and leaves the rest of its batch as it
 would be without it (`_blank_invalid_utf8`).
+
+A translator also takes decoding options per call, each a scalar defaulting
+to the export's value: `loaded.translate(texts, beam_size=1, length_penalty=1.0,
+max_length=32, temperature=0.8, seed=3)`. The beam size is clipped to 1 .. the
+export's (each width is its own graph: export with the widest beam you will
+ask for); a temperature > 0 samples instead of searching
+(`seq2seq.decoding.SamplingSearch`), 0 (the default) searches. The
+`translate_n_best` signature (and `loaded.translate_n_best(texts, ...,
+n_best=N)`, N defaulting to the export's beam size) returns {"translations":
+[batch, n] string, "log_probs", "scores": [batch, n] float32, "lengths":
+[batch, n] int32, "token_ids": [batch, n, max_length] int32}, best first; a
+slot the search left empty has "" and -inf.
+TensorFlow Serving's signatures take every input, so there the options are
+required; `serving_default` takes only the texts.
 
 Only the models' variables are saved, not the Keras objects: the SavedModel
 holds graphs and weights, so loading it needs none of the kit's classes.
@@ -37,11 +51,16 @@ import tensorflow as tf
 
 from seq2seq import placeholders, tokens
 from seq2seq.data.pipeline import encode_sources
-from seq2seq.decoding import encode_and_decode
+from seq2seq.decoding import NBestResult, Sampling, encode_and_decode
 from seq2seq.errors import UserError
 
 SIGNATURE_KEY = "serving_default"
+N_BEST_SIGNATURE_KEY = "translate_n_best"
 _TEXTS = tf.TensorSpec([None], tf.string, name="texts")
+# A translator's call-time options (`loaded.translate(texts, beam_size=...)`), after `texts`.
+_OPTIONS = (tf.TensorSpec([], tf.int32, name="beam_size"), tf.TensorSpec([], tf.float32, name="length_penalty"),
+            tf.TensorSpec([], tf.int32, name="max_length"), tf.TensorSpec([], tf.float32, name="temperature"),
+            tf.TensorSpec([], tf.int32, name="seed"))
 
 
 class _ExportModule(tf.Module):
@@ -61,7 +80,7 @@ class _ExportModule(tf.Module):
 
 def export_translator(translator, tokenizer, out_dir, *, max_source_len: int, beam_size: int,
                       max_length: int, length_penalty: float, casing=None,
-                      protect_placeholders: bool = True) -> Path:
+                      protect_placeholders: bool = True, coverage_penalty: float = 0.0) -> Path:
     """Writes a SavedModel translating a batch of strings to a batch of strings.
 
     Args:
@@ -69,12 +88,13 @@ def export_translator(translator, tokenizer, out_dir, *, max_source_len: int, be
         tokenizer: the `SentencePieceTokenizer` it was trained with (source and target).
         out_dir: the SavedModel directory; must not exist, or be empty.
         max_source_len: sources are cut to this many ids, END included (as in training).
-        beam_size: 1 = greedy decoding, else beam search.
+        beam_size: 1 = greedy decoding, else beam search; also the widest beam a call may ask for.
         max_length: longest output in pieces, END included.
         length_penalty: GNMT length penalty of beam search (ignored when greedy).
         casing: a `seq2seq.casing.FirstWordCasing` applied around the translation, or None.
         protect_placeholders: carry placeholders through as `translate_batches`
             does (off anyway with a tokenizer that lacks the reserved tokens).
+        coverage_penalty: GNMT coverage penalty weight of beam search (0 = none).
     Returns:
         The SavedModel directory.
     """
@@ -85,36 +105,90 @@ def export_translator(translator, tokenizer, out_dir, *, max_source_len: int, be
     _check_at_least(1, beam_size=beam_size, max_length=max_length)
     if not length_penalty >= 0:
         raise UserError(f"length_penalty must be >= 0; received {length_penalty!r}")
+    if not coverage_penalty >= 0:
+        raise UserError(f"coverage_penalty must be >= 0; received {coverage_penalty!r}")
     module = _ExportModule(translator, tokenizer)
     module.casing = casing
     reserved_ids = placeholders.reserved_ids(tokenizer) if protect_placeholders else ()
-    options = dict(beam_size=beam_size, max_length=max_length, length_penalty=float(length_penalty),
-                   reserved_ids=reserved_ids)
+    decode = _decoder(translator, reserved_ids, beam_size, float(coverage_penalty))
 
-    @tf.function(input_signature=[_TEXTS])
-    def translate(texts):
-        """[batch] strings -> translations, scores, token_ids and lengths (see the module)."""
+    def hypotheses(texts, options):
+        """[batch] strings -> the `NBestResult` of `options` and its [batch, n] translations."""
         texts, invalid = _blank_invalid_utf8(texts)
         if casing is not None:
             texts, lowered = casing.lower_first_words(texts)
         if reserved_ids:
             texts, protected = placeholders.protect_in_graph(texts)
         source_ids = encode_sources(texts, tokenizer, max_source_len).to_tensor()
-        result = encode_and_decode(translator, source_ids, **options)
-        translations = tokenizer.detokenize(result.token_ids)
+        result = decode(source_ids, *options)
+        batch, n = tf.shape(result.token_ids)[0], tf.shape(result.token_ids)[1]
+        of_text = tf.repeat(tf.range(batch), n)  # [batch * n]: the text of each hypothesis
+        translations = tokenizer.detokenize(tf.reshape(result.token_ids, [batch * n, -1]))
         if reserved_ids:
-            translations = placeholders.restore_in_graph(translations, protected)
+            translations = placeholders.restore_in_graph(translations, tf.gather(protected, of_text))
         if casing is not None:
-            translations = casing.raise_first_letters(translations, lowered)
+            translations = casing.raise_first_letters(translations, tf.gather(lowered, of_text))
+        translations = tf.where(tf.gather(invalid, of_text) | (tf.reshape(result.lengths, [-1]) == 0), "",
+                                translations)
+        return result, tf.reshape(translations, [batch, n])
+
+    @tf.function(input_signature=[_TEXTS, *_OPTIONS, tf.TensorSpec([], tf.int32, name="n_best")])
+    def translate_n_best(texts, beam_size=beam_size, length_penalty=float(length_penalty), max_length=max_length,
+                         temperature=0.0, seed=0, n_best=beam_size):
+        """[batch] strings -> the `n_best` best translations of each with their scores (see the module)."""
+        result, translations = hypotheses(texts, (beam_size, length_penalty, max_length, n_best, temperature, seed))
         return {
-            "translations": tf.where(invalid, "", translations),
+            "translations": translations,
+            "log_probs": result.log_probs,
             "scores": result.scores,
-            "token_ids": result.token_ids,
             "lengths": result.lengths,
+            "token_ids": result.token_ids,
         }
 
-    module.translate = translate
-    return _save(module, translate, out_dir)
+    # The best hypothesis is the first of one: both functions call one graph, saved once.
+    @tf.function(input_signature=[_TEXTS, *_OPTIONS])
+    def translate(texts, beam_size=beam_size, length_penalty=float(length_penalty), max_length=max_length,
+                  temperature=0.0, seed=0):
+        """[batch] strings -> translations, scores, token_ids and lengths of the best hypothesis (see the module)."""
+        best = translate_n_best(texts, beam_size, length_penalty, max_length, temperature, seed, 1)
+        return {key: best[key][:, 0] for key in ("translations", "scores", "token_ids", "lengths")}
+
+    @tf.function(input_signature=[_TEXTS])
+    def serve(texts):
+        return translate(texts)
+
+    module.translate, module.translate_n_best = translate, translate_n_best
+    return _save(module, {SIGNATURE_KEY: serve, N_BEST_SIGNATURE_KEY: translate_n_best}, out_dir)
+
+
+def _decoder(translator, reserved_ids, max_beam: int, coverage_penalty: float = 0.0):
+    """`decode(source_ids, beam_size, length_penalty, max_length, n_best, temperature, seed) -> NBestResult`
+    in the graph, every option a scalar tensor.
+
+    The width of a search is static: one graph of width 1 (greedy, or
+    sampling when temperature > 0, chosen per step) and one beam search graph
+    per beam size 2 .. `max_beam`, picked per call by a `tf.switch_case`. The
+    beam size is clipped to 1 .. `max_beam` (a temperature > 0 samples, beam
+    size 1), and `n_best` to 1 .. the width.
+    """
+    def decode(source_ids, beam_size, length_penalty, max_length, n_best, temperature, seed):
+        options = dict(max_length=tf.maximum(max_length, 1), reserved_ids=reserved_ids)
+
+        def greedy_or_sample():
+            return tuple(encode_and_decode(translator, source_ids, beam_size=1, n_best=tf.constant(1),
+                                           sampling=Sampling(temperature=temperature), seed=tf.stack([seed, 0]),
+                                           **options))
+
+        def search(width):
+            return lambda: tuple(encode_and_decode(
+                translator, source_ids, beam_size=width, length_penalty=tf.maximum(length_penalty, 0.0),
+                n_best=tf.clip_by_value(n_best, 1, width), coverage_penalty=coverage_penalty, **options))
+
+        branch = tf.where(temperature > 0, 0, tf.clip_by_value(beam_size, 1, max_beam) - 1)
+        branches = [greedy_or_sample] + [search(width) for width in range(2, max_beam + 1)]
+        return NBestResult(*tf.switch_case(branch, branches))
+
+    return decode
 
 
 def export_classifier(classifier, tokenizer, out_dir, *, max_len: int, labels: list[str]) -> Path:
@@ -157,7 +231,7 @@ def export_classifier(classifier, tokenizer, out_dir, *, max_len: int, labels: l
         }
 
     module.classify = classify
-    return _save(module, classify, out_dir)
+    return _save(module, {SIGNATURE_KEY: classify}, out_dir)
 
 
 def _blank_invalid_utf8(texts):
@@ -174,13 +248,14 @@ def _blank_invalid_utf8(texts):
     return tf.where(invalid, "", texts), invalid
 
 
-def _save(module: tf.Module, function, out_dir) -> Path:
-    """Saves into a sibling temporary directory, then renames: no half-written export."""
+def _save(module: tf.Module, functions: dict, out_dir) -> Path:
+    """Saves with `functions` {signature key: tf.function} into a sibling temporary directory,
+    then renames: no half-written export."""
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
-        signatures = {SIGNATURE_KEY: function.get_concrete_function()}
+        signatures = {key: function.get_concrete_function() for key, function in functions.items()}
         tf.saved_model.save(module, str(staging), signatures=signatures)
         if out_dir.exists():
             out_dir.rmdir()

@@ -3,7 +3,8 @@
 One module-scoped fixture trains a tiny SentencePiece model, exports an
 untrained tiny translator (beam search) and classifier, and loads both in a
 single subprocess (each TensorFlow import costs seconds) whose `seq2seq`
-import is blocked. Its outputs must equal the in-process ones.
+import is blocked; it also calls the translator with call-time options and its
+n-best signature. Its outputs must equal the in-process ones.
 """
 
 import json
@@ -21,7 +22,8 @@ from seq2seq.data.generated import generate_sentences
 from seq2seq.data.pipeline import encode_sources
 from seq2seq.errors import UserError
 from seq2seq.export import export_classifier, export_translator
-from seq2seq.inference import length_sorted_batches, translate_batches
+from seq2seq.decoding import Sampling
+from seq2seq.inference import length_sorted_batches, translate_batches, translate_n_best
 from seq2seq.models.classifier import Classifier
 from seq2seq.models.translator import Translator
 from seq2seq.placeholders import find_placeholders, placeholder_rate, protect
@@ -47,7 +49,8 @@ _LOAD_SCRIPT = textwrap.dedent("""
     # The same batch with one string that is not UTF-8 (0xe9 is Latin-1 "é") inserted at BAD_AT.
     mixed = [text.encode() for text in texts]
     mixed.insert(BAD_AT, b"caf\\xe9 " + mixed[0])
-    translate = tf.saved_model.load(translator_dir).signatures["serving_default"]
+    loaded = tf.saved_model.load(translator_dir)
+    translate = loaded.signatures["serving_default"]
     classify = tf.saved_model.load(classifier_dir).signatures["serving_default"]
     texts = tf.constant(texts)
     translated, classified = translate(texts=texts), classify(texts=texts)
@@ -63,6 +66,14 @@ _LOAD_SCRIPT = textwrap.dedent("""
         "classifier": plain(classified),
         "translator_mixed": plain(translate(texts=tf.constant(mixed))),
         "classifier_mixed": plain(classify(texts=tf.constant(mixed))),
+        # Call-time options; the others keep the export's values.
+        "greedy": plain(loaded.translate(texts, beam_size=1)),
+        "short": plain(loaded.translate(texts, max_length=4)),
+        "sampled": [plain(loaded.translate(texts, temperature=1.5, seed=seed)) for seed in (3, 3, 4)],
+        "n_best": plain(loaded.signatures["translate_n_best"](
+            texts=texts, beam_size=tf.constant(2), length_penalty=tf.constant(0.6), max_length=tf.constant(10),
+            temperature=tf.constant(0.0), seed=tf.constant(0), n_best=tf.constant(2))),
+        "n_best_default": plain(loaded.translate_n_best(texts)),
     }))
 """).replace("BAD_AT", str(BAD_AT))
 
@@ -90,7 +101,7 @@ def setup(tmp_path_factory):
     loaded = subprocess.run(
         [sys.executable, "-c", _LOAD_SCRIPT, str(translator_dir), str(classifier_dir),
          json.dumps(texts)],
-        capture_output=True, text=True, timeout=120, cwd=root,
+        capture_output=True, text=True, timeout=300, cwd=root,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
     )
     assert loaded.returncode == 0, loaded.stderr[-3000:]
@@ -109,6 +120,39 @@ def test_exported_translator_matches_in_process_translation(setup):
     assert served["translations"] == expected
     assert len(served["scores"]) == len(setup["texts"])
     assert np.array(served["token_ids"]).shape == (len(setup["texts"]), DECODING["max_length"])
+
+
+def in_process(setup, **options):
+    return translate_batches(setup["translator"], setup["tokenizer"], setup["texts"], batch_size=len(setup["texts"]),
+                             casing=setup["casing"], **{**DECODING, **options})
+
+
+def test_exported_translator_takes_decoding_options_at_call_time(setup):
+    loaded = setup["loaded"]
+    assert loaded["greedy"]["translations"] == in_process(setup, beam_size=1)
+    assert loaded["short"]["translations"] == in_process(setup, max_length=4)
+    assert np.array(loaded["short"]["token_ids"]).shape == (len(setup["texts"]), 4)
+    same, again, other = (sampled["translations"] for sampled in loaded["sampled"])
+    assert same == again != other
+    assert same == in_process(setup, beam_size=1, sampling=Sampling(temperature=1.5, seed=3))
+
+
+def test_exported_translator_returns_n_best_with_scores(setup):
+    served = setup["loaded"]["n_best"]
+    expected = translate_n_best(setup["translator"], setup["tokenizer"], setup["texts"], n_best=2, with_scores=True,
+                                batch_size=len(setup["texts"]), casing=setup["casing"], **DECODING)
+    assert np.array(served["translations"]).shape == (len(setup["texts"]), 2)
+    for row, result in enumerate(expected):
+        hypotheses = result["hypotheses"]
+        assert served["translations"][row][: len(hypotheses)] == [h["text"] for h in hypotheses]
+        np.testing.assert_allclose(served["log_probs"][row][: len(hypotheses)], [h["log_prob"] for h in hypotheses],
+                                   atol=1e-4)
+        np.testing.assert_allclose(served["scores"][row][: len(hypotheses)], [h["score"] for h in hypotheses],
+                                   atol=1e-4)
+    # By default, as many hypotheses as the export's beam, the first of them serving_default's.
+    default = setup["loaded"]["n_best_default"]
+    assert [row[0] for row in default["translations"]] == setup["loaded"]["translator"]["translations"]
+    assert np.array(default["scores"]).shape == (len(setup["texts"]), DECODING["beam_size"])
 
 
 def test_exported_translator_restores_every_placeholder(setup):

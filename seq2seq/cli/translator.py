@@ -1,4 +1,4 @@
-"""`seq2seq train | translate | evaluate | export | average`: translator runs from the command line."""
+"""`seq2seq train | translate | evaluate | score | export | average`: translator runs from the command line."""
 
 import json
 import shlex
@@ -36,6 +36,8 @@ def register(subparsers) -> None:
     translate.add_argument("--input", metavar="FILE",
                            help="text file, one sentence per line (default: standard input)")
     _add_decoding_arguments(translate)
+    _add_n_best_arguments(translate)
+    _add_sampling_arguments(translate)
     _add_strict_argument(translate, "writes an empty line for it")
     # A run's cached decoding graph needs neither tensorflow-text nor Keras (seq2seq.runs.decode_cache).
     translate.set_defaults(handler=run_translate, without_tensorflow_text=True)
@@ -47,6 +49,19 @@ def register(subparsers) -> None:
     _add_decoding_arguments(evaluate)
     _add_strict_argument(evaluate, "leaves it out of the scores and lists it under skipped_lines")
     evaluate.set_defaults(handler=run_evaluate)
+
+    score = subparsers.add_parser(
+        "score", help="the model's log-probability of each given translation of a TSV corpus, one JSON line each")
+    _add_model_argument(score)
+    score.add_argument("--data", required=True, metavar="FILE",
+                       help="TSV file, one 'source TAB translation' pair per line (required)")
+    score.add_argument("--per-token", action="store_true",
+                       help='add "token_log_probs", one per target piece and the end token (default: off)')
+    score.add_argument("--batch-size", type=positive_int, default=None, metavar="N",
+                       help="pairs scored together; bounds memory, not the results (default: the run's "
+                            "decode.batch_size)")
+    _add_strict_argument(score, "writes a JSON line with a null log_prob for it")
+    score.set_defaults(handler=run_score)
 
     export = subparsers.add_parser("export", help="write a strings-in, strings-out SavedModel")
     _add_model_argument(export)
@@ -84,6 +99,61 @@ def _add_decoding_arguments(parser, *, batch_size: bool = True) -> None:
         parser.add_argument("--batch-size", type=positive_int, default=None, metavar="N",
                             help="sentences decoded together; bounds memory, not the results "
                                  "(default: the run's decode.batch_size)")
+
+
+def _add_n_best_arguments(parser) -> None:
+    parser.add_argument("--n-best", type=positive_int, default=None, metavar="N",
+                        help="write the N best translations of each line, at most --beam (default: 1); "
+                             "with this flag or the next two, one JSON line per input line: "
+                             '{"source": ..., "hypotheses": [{"text": ..., ...}, ...]}')
+    parser.add_argument("--with-scores", action="store_true",
+                        help='add each hypothesis\'s "log_prob" (its pieces\' log-probability, end token '
+                             'included) and "score" (log_prob over the length penalty, what beam search ranks '
+                             "by) (default: off)")
+    parser.add_argument("--with-alignments", choices=("hard", "soft"), default=None,
+                        help='add each hypothesis\'s "alignment": hard = the index of the source piece each '
+                             "output piece attended to most, soft = the attention matrix [output pieces]"
+                             "[source pieces + end token] (default: none)")
+
+
+def _add_sampling_arguments(parser) -> None:
+    parser.add_argument("--sample", action="store_true",
+                        help="draw each token at random from the model's distribution instead of searching "
+                             "(back-translation); implies --beam 1 (default: off)")
+    parser.add_argument("--temperature", type=float, default=None, metavar="T",
+                        help="with --sample: divide the logits by T > 0; below 1 sharpens (default: 1.0)")
+    parser.add_argument("--top-k", type=int, default=None, metavar="K",
+                        help="with --sample: draw among the K likeliest tokens only, 0 = all (default: 0)")
+    parser.add_argument("--top-p", type=float, default=None, metavar="P",
+                        help="with --sample: draw among the fewest likeliest tokens whose probability reaches P, "
+                             "1 = all (default: 1.0)")
+    parser.add_argument("--seed", type=int, default=None, metavar="S",
+                        help="with --sample: the same seed, input and --batch-size give the same samples "
+                             "(default: 0)")
+
+
+def _sampling(args):
+    """The `seq2seq.decoding.Sampling` of `--sample` and its options, or None; UserError on a bad combination."""
+    from seq2seq.decoding import Sampling
+
+    given = {name: getattr(args, name) for name in ("temperature", "top_k", "top_p", "seed")
+             if getattr(args, name) is not None}
+    if not args.sample:
+        if given:
+            flags = " ".join("--" + name.replace("_", "-") for name in given)
+            raise UserError(f"{flags} only apply to sampling; add --sample, or leave them out")
+        return None
+    if args.beam not in (None, 1) or (args.n_best or 1) > 1:
+        raise UserError(f"--sample draws one translation per line; leave out --beam {args.beam} "
+                        f"and --n-best {args.n_best}, or leave out --sample to search")
+    sampling = Sampling(**given)
+    try:
+        from seq2seq.decoding import SamplingSearch
+
+        SamplingSearch(sampling.temperature, sampling.top_k, sampling.top_p)
+    except ValueError as error:
+        raise UserError(f"bad sampling option: {error}") from None
+    return sampling
 
 
 def _add_strict_argument(parser, lenient: str) -> None:
@@ -161,18 +231,67 @@ def _train_command(args) -> str:
 
 def run_translate(args) -> int:
     from seq2seq.runs.decode_cache import cached_translator
+    from seq2seq.runs.translation import load_run
 
-    # The decoding graph saved by this run's first translate, without retracing (seq2seq.runs.decode_cache).
-    translator = cached_translator(args.model, beam_size=args.beam, max_length=args.max_length, log=log)
+    sampling = _sampling(args)
+    as_json = args.n_best is not None or args.with_scores or args.with_alignments is not None
+    if as_json or sampling is not None:
+        run = load_run(args.model)
+        if as_json and sampling is None:
+            _check_n_best(run, args)
+    else:
+        # The decoding graph saved by this run's first translate, without retracing (seq2seq.runs.decode_cache).
+        translator = cached_translator(args.model, beam_size=args.beam, max_length=args.max_length, log=log)
     lines = read_input_lines(args.input, strict=args.strict)
-    lines.warn("wrote an empty line")
+    lines.warn("wrote a JSON line without hypotheses" if as_json else "wrote an empty line")
     readable = lines.readable()
-    translations = translator.translate([lines.texts[i] for i in readable], batch_size=args.batch_size)
-    outputs = [""] * len(lines.texts)
+    texts = [lines.texts[i] for i in readable]
+    if as_json:
+        translations = [json.dumps(result, ensure_ascii=False)
+                        for result in _translate_n_best(run, texts, args, sampling)]
+        outputs = [json.dumps({"source": text, "hypotheses": []}, ensure_ascii=False) for text in lines.texts]
+    elif sampling is not None:
+        translations = _translate_sampled(run, texts, args, sampling)
+        outputs = [""] * len(lines.texts)
+    else:
+        translations = translator.translate(texts, batch_size=args.batch_size)
+        outputs = [""] * len(lines.texts)
     for index, translation in zip(readable, translations):
         outputs[index] = translation
     sys.stdout.write("".join(line + "\n" for line in outputs))
     return 0
+
+
+def _check_n_best(run, args) -> None:
+    beam = args.beam or run.config.decode.beam_size
+    if (args.n_best or 1) > beam:
+        raise UserError(f"--n-best {args.n_best} asks for more hypotheses than the beam keeps ({beam}); "
+                        f"add --beam {args.n_best} (or more), or lower --n-best")
+
+
+def _translate_n_best(run, texts, args, sampling) -> list[dict]:
+    """`seq2seq.inference.translate_n_best` with the run's decoding settings and the command's options."""
+    from seq2seq.inference import translate_n_best
+
+    return translate_n_best(run.translator, run.tokenizer, texts, n_best=args.n_best or 1,
+                            with_scores=args.with_scores, alignments=args.with_alignments,
+                            **_inference_options(run, args, sampling))
+
+
+def _translate_sampled(run, texts, args, sampling) -> list[str]:
+    """`seq2seq.inference.translate_batches` drawing with `sampling`, else as `translate_texts` decodes."""
+    from seq2seq.inference import translate_batches
+
+    return translate_batches(run.translator, run.tokenizer, texts, **_inference_options(run, args, sampling))
+
+
+def _inference_options(run, args, sampling) -> dict:
+    """Keyword arguments of `seq2seq.inference`'s functions: the run's settings, the command's overrides."""
+    from seq2seq.runs.translation import decode_options
+
+    return dict(casing=run.casing, protect_placeholders=run.config.decode.protect_placeholders,
+                batch_size=args.batch_size or run.config.decode.batch_size, sampling=sampling,
+                **decode_options(run, beam_size=1 if sampling else args.beam, max_length=args.max_length))
 
 
 def run_evaluate(args) -> int:
@@ -189,6 +308,28 @@ def run_evaluate(args) -> int:
                                  batch_size=args.batch_size, progress=True)
     scores = evaluate_translations(hypotheses, [pair.target for pair in pairs], sources=sources)
     print(json.dumps({**scores, "skipped_lines": [index + 1 for index in sorted(lines.problems)]}))
+    return 0
+
+
+def run_score(args) -> int:
+    from seq2seq.scoring import score_pairs
+    from seq2seq.runs.translation import decode_options, load_run
+
+    run = load_run(args.model)
+    lines, pairs = read_pair_lines(args.data, strict=args.strict)
+    lines.warn("wrote a JSON line with a null log_prob")
+    scores = iter(score_pairs(
+        run.translator, run.tokenizer, [pair.source for pair in pairs], [pair.target for pair in pairs],
+        max_source_len=decode_options(run)["max_source_len"], casing=run.casing,
+        protect_placeholders=run.config.decode.protect_placeholders,
+        batch_size=args.batch_size or run.config.decode.batch_size, per_token=args.per_token))
+    outputs = []
+    for index, text in enumerate(lines.texts):  # one line per pair, blank lines left out
+        if index in lines.problems:
+            outputs.append({"source": None, "target": None, "log_prob": None, "tokens": None})
+        elif text.strip():
+            outputs.append(next(scores))
+    sys.stdout.write("".join(json.dumps(output, ensure_ascii=False) + "\n" for output in outputs))
     return 0
 
 

@@ -11,7 +11,8 @@ TensorFlow is imported inside the functions: `seq2seq.diagnostics` stays NumPy.
 
 
 def decode_ids(translator, tokenizer, texts, *, max_source_len: int, max_length: int,
-               beam_size: int = 1, length_penalty: float = 0.0, batch_size: int = 64) -> list[list[int]]:
+               beam_size: int = 1, length_penalty: float = 0.0, batch_size: int = 64,
+               coverage_penalty: float = 0.0) -> list[list[int]]:
     """Decoded token ids of `texts` in input order, each ending with END (unless cut at `max_length`)."""
     from seq2seq.inference import decode_batches
 
@@ -19,7 +20,8 @@ def decode_ids(translator, tokenizer, texts, *, max_source_len: int, max_length:
     outputs: list[list[int]] = [[] for _ in texts]
     for indices, result in decode_batches(translator, tokenizer, texts, max_source_len=max_source_len,
                                           beam_size=beam_size, max_length=max_length,
-                                          length_penalty=length_penalty, batch_size=batch_size):
+                                          length_penalty=length_penalty, batch_size=batch_size,
+                                          coverage_penalty=coverage_penalty):
         for index, row, length in zip(indices, result.token_ids.numpy(), result.lengths.numpy()):
             outputs[index] = row[:length].tolist()
     return outputs

@@ -170,6 +170,9 @@ class DecodeConfig:
     max_length: int = 64
     # GNMT length-penalty exponent for beam search (0 = none).
     length_penalty: float = 0.6
+    # GNMT coverage-penalty weight beta for beam search (0 = none): a finished hypothesis' score
+    # adds beta * sum_i log(min(attention source word i received, 1)), <= 0 (docs/decoding.md).
+    coverage_penalty: float = 0.0
     # Sentences translated per call.
     batch_size: int = 64
     # Read a source's first word lowercased when training saw it capitalised
@@ -180,6 +183,11 @@ class DecodeConfig:
     # the sources, decode each of a source's exactly once, and put them back
     # (`seq2seq.placeholders`, docs/placeholders.md). Off for a tokenizer without the tokens.
     protect_placeholders: bool = True
+
+    def __post_init__(self):
+        if not self.coverage_penalty >= 0:
+            raise ValueError(f"Expected decode.coverage_penalty >= 0 (0 = none). "
+                             f"Received: coverage_penalty={self.coverage_penalty!r}")
 
 
 @dataclass(frozen=True)

@@ -256,7 +256,8 @@ def _decoding_function(translator, options: dict, reserved_ids, *, constrain: bo
 
     settings = dict(beam_size=options["beam_size"], max_length=options["max_length"],
                     length_penalty=float(options["length_penalty"]), reserved_ids=tuple(reserved_ids),
-                    constrain=constrain if reserved_ids else None)
+                    constrain=constrain if reserved_ids else None,
+                    coverage_penalty=float(options.get("coverage_penalty", 0.0)))
 
     @tf.function(input_signature=[_IDS])
     def translate(source_ids):

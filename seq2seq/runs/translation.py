@@ -382,7 +382,7 @@ def translate_texts(run: TranslationRun, texts: list[str], *, beam_size=None, ma
 
 
 def decode_options(run: TranslationRun, *, beam_size=None, max_length=None) -> dict:
-    """The run's decoding settings (source cut, beam, max length, length penalty) as keyword
+    """The run's decoding settings (source cut, beam, max length, length and coverage penalty) as keyword
     arguments; `beam_size` and `max_length` override the run's when given.
 
     Sources are cut at DECODE_SOURCE_FACTOR times the training cut, not at it:
@@ -392,7 +392,8 @@ def decode_options(run: TranslationRun, *, beam_size=None, max_length=None) -> d
     decode = run.config.decode
     max_source_len = DECODE_SOURCE_FACTOR * run.config.batching.max_source_len
     return dict(max_source_len=max_source_len, beam_size=beam_size or decode.beam_size,
-                max_length=max_length or decode.max_length, length_penalty=decode.length_penalty)
+                max_length=max_length or decode.max_length, length_penalty=decode.length_penalty,
+                coverage_penalty=decode.coverage_penalty)
 
 
 def export_run(run: TranslationRun, out_dir, *, beam_size=None, max_length=None):
