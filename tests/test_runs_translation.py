@@ -213,7 +213,7 @@ def test_evaluate_scores_the_readable_pairs_and_lists_the_skipped_lines(run_dir,
     result = seq2seq("evaluate", "--model", str(run_dir), "--data", str(messy_tsv(tmp_path / "test.tsv")))
     assert result.returncode == 0, result.stderr.decode()
     scores = json.loads(result.stdout.decode().splitlines()[-1])
-    expected = evaluate_translations(translate_texts(load_run(run_dir), GOOD), GOOD)
+    expected = evaluate_translations(translate_texts(load_run(run_dir), GOOD), GOOD, sources=GOOD)
     assert scores == {**expected, "skipped_lines": [2, 3, 5, 7]}
     stderr = result.stderr.decode()
     for warning in MESSY_WARNINGS:
