@@ -31,8 +31,9 @@ import tempfile
 import numpy as np
 
 from seq2seq.errors import UserError
-from seq2seq.runs.config import STRATEGIES
 
+# The strategies `distribution_strategy` builds; the run config validates `train.strategy` against them.
+STRATEGIES = ("none", "mirrored", "multiworker")
 _CREATED = {}  # the multiworker strategy: TensorFlow allows one per process
 _PRIVATE_DIRS = {}  # a worker's private directory -> the run directory it stands for
 

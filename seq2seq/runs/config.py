@@ -10,10 +10,10 @@ is written to the run directory as `config.toml`, which is how `translate`,
 from dataclasses import dataclass, field
 
 from seq2seq.data.batching import BatchingConfig
+from seq2seq.distribution import STRATEGIES
 
 CORPORA = ("gettext", "tsv", "aligned", "generated")
 LOSSES = ("masked", "boundary")
-STRATEGIES = ("none", "mirrored", "multiworker")
 LR_SCHEDULES = ("constant", "cosine")
 PRECISIONS = ("float32", "mixed_bfloat16")
 BEST_METRICS = ("loss", "bleu", "chrf")
