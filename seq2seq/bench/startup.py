@@ -35,6 +35,17 @@ TRANSLATE = [sys.executable, "-m", "seq2seq.cli.main", "translate"]
 IMPORT_FLOOR = [sys.executable, "-c", "import tensorflow, tensorflow_text; print('ready', flush=True)"]
 
 
+# Starts argv[2:] from a small process and writes its peak RSS (KiB) to argv[1]. A child forked straight
+# from a big parent (pytest, a benchmark holding TensorFlow) inherits the parent's peak in ru_maxrss,
+# even across exec; forked from this launcher it inherits only the launcher's few MB.
+_LAUNCHER = (
+    "import resource, subprocess, sys\n"
+    "code = subprocess.call(sys.argv[2:])\n"
+    "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))\n"
+    "sys.exit(code)\n"
+)
+
+
 def timed_process(argv: list[str], stdin: bytes = b"", env: dict | None = None) -> dict:
     """Runs `argv` with `stdin`; returns {"first_line_seconds", "seconds", "cpu_seconds", "peak_rss_mb", "stdout"}.
 
@@ -42,13 +53,18 @@ def timed_process(argv: list[str], stdin: bytes = b"", env: dict | None = None) 
     first line on stdout (None if it printed none); `seconds` to its exit;
     `cpu_seconds` is its user + system time, which other processes' load
     disturbs less than the wall-clock time.
+    The process is started by a small launcher (its ~30 ms start-up is counted), so that
+    `peak_rss_mb` is the process's own peak, not the caller's.
     Raises `RuntimeError` (with the process's stderr) if it exits with an error.
     """
-    with tempfile.TemporaryFile() as stderr, tempfile.TemporaryFile() as stdin_file:
+    with tempfile.TemporaryFile() as stderr, tempfile.TemporaryFile() as stdin_file, \
+            tempfile.TemporaryDirectory() as work:
+        peak_file = Path(work) / "peak_rss_kib"
         stdin_file.write(stdin)
         stdin_file.seek(0)
         started = time.perf_counter()
-        process = subprocess.Popen(argv, stdin=stdin_file, stdout=subprocess.PIPE, stderr=stderr, env=env)
+        process = subprocess.Popen([sys.executable, "-c", _LAUNCHER, str(peak_file), *argv], stdin=stdin_file,
+                                   stdout=subprocess.PIPE, stderr=stderr, env=env)
         first = process.stdout.readline()
         first_line = time.perf_counter() - started if first else None
         rest = process.stdout.read()
@@ -60,9 +76,10 @@ def timed_process(argv: list[str], stdin: bytes = b"", env: dict | None = None) 
             stderr.seek(0)
             message = stderr.read().decode("utf-8", errors="replace").strip()
             raise RuntimeError(f"{' '.join(argv)} exited with {process.returncode}: {message[-2000:]}")
-    # ru_maxrss is in KiB on Linux.
+        # ru_maxrss is in KiB on Linux.
+        peak_rss_kib = int(peak_file.read_text())
     return {"first_line_seconds": first_line, "seconds": seconds, "cpu_seconds": usage.ru_utime + usage.ru_stime,
-            "peak_rss_mb": usage.ru_maxrss / 1024,
+            "peak_rss_mb": peak_rss_kib / 1024,
             "stdout": first + rest}
 
 
