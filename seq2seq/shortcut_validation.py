@@ -93,20 +93,21 @@ def swap_masked_words(examples: list[LabeledText], pool: list[str], seed: int) -
 def swapped_selection(config, train_examples, valid_examples, labels, tokenizer, log=print) -> tuple[list, str]:
     """A classifier run's selection: `([SwappedValidation], "val_swapped_loss")` or `([], "val_loss")`.
 
-    The swapped selection applies when `config.train.select_on_swapped` is on, the
+    The swapped validation runs when the
     training examples carry masks and the validation examples have mask-0 words to
-    swap; the swap is seeded by `config.train.seed`. `config` is a
+    swap, and is the selection figure when `config.train.select_on_swapped` is on; the swap is seeded by `config.train.seed`. `config` is a
     `seq2seq.runs.classification.ClassifierRunConfig`; `labels` and `tokenizer` those of the run.
     """
     from seq2seq.runs.classification import has_masks, make_dataset
 
-    if not (config.train.select_on_swapped and has_masks(train_examples) and has_masked_words(valid_examples)):
+    if not (has_masks(train_examples) and has_masked_words(valid_examples)):
         return [], "val_loss"
     swapped = swap_masked_words(valid_examples, masked_words(train_examples), config.train.seed)
-    log(f"selection: {SWAPPED_MONITOR}, the loss on the validation texts with their mask-0 words swapped for "
-        "other mask-0 words of the training set (train.select_on_swapped = false: val_loss)")
+    monitor = SWAPPED_MONITOR if config.train.select_on_swapped else "val_loss"
+    log(f"selection: {monitor}; {SWAPPED_MONITOR} is the loss on the validation texts with their mask-0 words "
+        "swapped for other mask-0 words of the training set (train.select_on_swapped chooses between them)")
     dataset = make_dataset(swapped, labels, tokenizer, config, training=False)
-    return [SwappedValidation(dataset)], SWAPPED_MONITOR
+    return [SwappedValidation(dataset)], monitor
 
 
 class SwappedValidation(keras.callbacks.Callback):

@@ -48,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="", help="keep the run directories here (default: a temporary directory)")
     parser.add_argument("--select-on-val-loss", action="store_true",
                         help="select plain and penalised models on val_loss, not on the swapped validation "
-                             "texts (train.select_on_swapped = false; default: the CLI's selection)")
+                             "texts (train.select_on_swapped = false; default: the swapped texts, train.select_on_swapped = true)")
 
 
 def run(args) -> dict:
