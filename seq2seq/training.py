@@ -60,7 +60,7 @@ from tensorflow.core.framework import summary_pb2
 
 from seq2seq import distribution
 from seq2seq.errors import UserError
-from seq2seq.runs.config import LR_SCHEDULES
+from seq2seq.schedules import COSINE_FLOOR, LR_SCHEDULES
 from seq2seq.training_state import (
     BEST_DIR, CHECKPOINT_DIR, HISTORY_FILE, EndOfResumedEpoch, TrainingDivergedError, TrainingInterrupted,
     TrainingState,
@@ -69,8 +69,6 @@ from seq2seq.training_state import (
 __all__ = ["TrainConfig", "TrainingDivergedError", "TrainingInterrupted", "train"]
 
 LOG_DIR = "logs"
-# The cosine schedule's last learning rate, as a fraction of the first.
-COSINE_FLOOR = 0.02
 MONITOR_MODES = ("min", "max")
 # What a worker other than the chief copies from the run directory to resume.
 RESUME_STATE = (CHECKPOINT_DIR, BEST_DIR, HISTORY_FILE)

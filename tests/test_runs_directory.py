@@ -4,15 +4,15 @@ import dataclasses
 
 import pytest
 
-from seq2seq.runs import classification, config_io, translation
+from seq2seq.runs import config_io
 from seq2seq.runs.classification import ClassifierRunConfig
 from seq2seq.errors import UserError
-from seq2seq.runs.config import RunConfig
+from seq2seq.runs.config import RESUMABLE_TRAIN_FIELDS, RunConfig
 from seq2seq.runs.directory import CONFIG_FILE, prepare_any_run_dir
 
 RUNS = [
-    pytest.param(ClassifierRunConfig, classification.RESUMABLE_TRAIN_FIELDS, "units", id="classifier"),
-    pytest.param(RunConfig, translation.RESUMABLE_TRAIN_FIELDS, "units", id="translator"),
+    pytest.param(ClassifierRunConfig, RESUMABLE_TRAIN_FIELDS, "units", id="classifier"),
+    pytest.param(RunConfig, RESUMABLE_TRAIN_FIELDS, "units", id="translator"),
 ]
 
 

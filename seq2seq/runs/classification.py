@@ -29,7 +29,9 @@ from seq2seq.atomic import atomic_write_text
 from seq2seq.data.batching import BatchingConfig
 from seq2seq.data.reader import LabeledText
 from seq2seq.errors import UserError
-from seq2seq.runs.config import TokenizerConfig
+from seq2seq.runs.config import (
+    RESUMABLE_TRAIN_FIELDS, TRANSLATOR_ONLY, TokenizerConfig, TrainingConfig, check_train_fields, driver_config,
+)
 from seq2seq.runs.directory import CONFIG_FILE, prepare_any_run_dir
 
 LABELS_FILE = "labels.json"
@@ -51,8 +53,6 @@ RETRAIN = "seq2seq classifier train --data TRAIN.tsv --valid VALID.tsv --out DIR
 DEFAULT_SALIENCY_WEIGHT = 1000.0
 # Texts per call of the fast predict path (bounds memory on big inputs).
 PREDICT_CHUNK = 16384
-# [train] settings a resumed run may change: they steer what comes next, not what was trained.
-RESUMABLE_TRAIN_FIELDS = ("epochs", "learning_rate", "clipnorm", "patience")
 
 
 @dataclass(frozen=True)
@@ -71,24 +71,10 @@ class ClassifierModelConfig:
     saliency_reduction: str = "squared_l2"
 
 
-@dataclass(frozen=True)
-class ClassifierTrainConfig:
-    """How the classifier is trained (`seq2seq.training.TrainConfig`)."""
-
-    # 20 epochs at Adam 1e-3: the setting under which DEFAULT_SALIENCY_WEIGHT was
-    # measured (at 1e-2 the BiLSTM evades the penalty within two epochs).
-    epochs: int = 20
-    learning_rate: float = 1e-3
-    clipnorm: float = 1.0
-    # Epochs without a better validation loss before stopping.
-    patience: int = 3
-    # Seed of weight initialisation and batch shuffling.
-    seed: int = 0
-    # With masked data, validation is also scored on texts whose mask-0 words are swapped for other
-    # mask-0 words of the training set (`seq2seq.shortcut_validation`); true = select (early stopping,
-    # best checkpoint) on that loss instead of val_loss. Off by default: on the decoy recipe it cost the
-    # penalised model 3.4 points of random-decoy accuracy (docs/classifier.md).
-    select_on_swapped: bool = False
+# The classifier's training where it differs from `TrainingConfig`'s (the translator's) defaults:
+# 20 epochs at a constant Adam 1e-3, the setting under which DEFAULT_SALIENCY_WEIGHT was
+# measured (at 1e-2 the BiLSTM evades the penalty within two epochs).
+CLASSIFIER_TRAINING = TrainingConfig(epochs=20, learning_rate=1e-3, lr_schedule="constant")
 
 
 def _classifier_tokenizer() -> TokenizerConfig:
@@ -108,7 +94,13 @@ class ClassifierRunConfig:
     tokenizer: TokenizerConfig = field(default_factory=_classifier_tokenizer)
     batching: BatchingConfig = field(default_factory=_classifier_batching)
     model: ClassifierModelConfig = field(default_factory=ClassifierModelConfig)
-    train: ClassifierTrainConfig = field(default_factory=ClassifierTrainConfig)
+    train: TrainingConfig = field(default_factory=lambda: CLASSIFIER_TRAINING)
+
+    def __post_init__(self):
+        if self.train.epochs < 1:
+            raise ValueError("train.epochs = 0 (chosen from the data) is for translator runs; "
+                             f"set train.epochs >= 1 for a classifier (default {CLASSIFIER_TRAINING.epochs})")
+        check_train_fields(self.train, TRANSLATOR_ONLY, "classifier")
 
 
 @dataclass
@@ -207,11 +199,16 @@ def train_run(config: ClassifierRunConfig, train_examples: list[LabeledText],
 
     from seq2seq.shortcut_validation import swapped_selection
     from seq2seq.tokenizer import SentencePieceTokenizer
-    from seq2seq.training import TrainConfig, train
+    from seq2seq.callbacks import TimeBudget
+    from seq2seq.training import train
 
     run_dir = prepare_any_run_dir(config, Path(run_dir), RESUMABLE_TRAIN_FIELDS, log)
     log("config:\n" + config_io.to_toml(config))
     labels = _write_labels(run_dir, label_vocabulary(train_examples))
+    if config.train.deterministic:
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(config.train.seed)
     tokenizer = SentencePieceTokenizer.from_file(
         prepare_tokenizer(config, [e.text for e in train_examples], run_dir))
@@ -223,10 +220,9 @@ def train_run(config: ClassifierRunConfig, train_examples: list[LabeledText],
     classifier = build_classifier(config, tokenizer.vocab_size, len(labels))
     # With masks, select on validation texts whose forbidden words are swapped (`seq2seq.shortcut_validation`).
     selection_callbacks, monitor = swapped_selection(config, train_examples, valid_examples, labels, tokenizer, log)
-    train_config = TrainConfig(
-        out_dir=str(run_dir), epochs=config.train.epochs, learning_rate=config.train.learning_rate,
-        clipnorm=config.train.clipnorm, patience=config.train.patience, progress=progress, monitor=monitor,
-    )
+    if config.train.max_minutes:
+        selection_callbacks = [*selection_callbacks, TimeBudget(config.train.max_minutes * 60)]
+    train_config = driver_config(config.train, run_dir, progress=progress, monitor=monitor)
     started = time.perf_counter()
     summary = train(classifier, *datasets, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                     config=train_config, callbacks=selection_callbacks)

@@ -1,6 +1,9 @@
-"""The configuration of a translator run: one frozen dataclass per TOML section.
+"""The configuration of a run: one frozen dataclass per TOML section.
 
-`seq2seq train --config run.toml --set model.units=128` builds a `RunConfig`
+`TokenizerConfig` and `TrainingConfig` serve both run kinds (the classifier's
+`seq2seq.runs.classification.ClassifierRunConfig` holds them too, with its own
+defaults where its measurements chose others); the other sections here are the
+translator's. `seq2seq train --config run.toml --set model.units=128` builds a `RunConfig`
 from the file and the overrides (`seq2seq.runs.config_io.build`); every field has a
 default, so an empty file is a valid configuration. The resolved configuration
 is written to the run directory as `config.toml`, which is how `translate`,
@@ -11,10 +14,10 @@ from dataclasses import dataclass, field
 
 from seq2seq.data.batching import BatchingConfig
 from seq2seq.distribution import STRATEGIES
+from seq2seq.schedules import LR_SCHEDULES
 
 CORPORA = ("gettext", "tsv", "aligned", "generated")
 LOSSES = ("masked", "boundary")
-LR_SCHEDULES = ("constant", "cosine")
 PRECISIONS = ("float32", "mixed_bfloat16")
 BEST_METRICS = ("loss", "bleu", "chrf")
 
@@ -102,9 +105,12 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    """How the translator is trained (`seq2seq.training.TrainConfig` plus the loss)."""
+    """How a run of either kind is trained: the driver's settings (`seq2seq.training.TrainConfig`,
+    built by `driver_config`), the translator's loss and its selection measure, and the classifier's
+    shortcut selection. A setting one kind does not use is refused for it (`TRANSLATOR_ONLY` and
+    `CLASSIFIER_ONLY`)."""
 
-    # 0 = chosen from the training data: about 5 million target tokens, 2 to 40 epochs.
+    # 0 = chosen from the training data (translator only): about 5 million target tokens, 2 to 40 epochs.
     epochs: int = 0
     learning_rate: float = 5e-3
     # "constant", or "cosine": anneal to 2% of learning_rate along half a cosine
@@ -140,8 +146,15 @@ class TrainingConfig:
     keep_checkpoints: int = 2
     # "none" (one device), "mirrored" (all local devices) or "multiworker" (the workers of TF_CONFIG).
     strategy: str = "none"
+    # Classifier with masked data: validation is also scored on texts whose mask-0 words are swapped
+    # for other mask-0 words of the training set (`seq2seq.shortcut_validation`); true = select (early
+    # stopping, best checkpoint) on that loss instead of val_loss. Off by default: on the decoy recipe
+    # it cost the penalised model 3.4 points of random-decoy accuracy (docs/classifier.md).
+    select_on_swapped: bool = False
 
     def __post_init__(self):
+        if self.epochs < 0:
+            raise ValueError(f"Expected train.epochs >= 0 (0 = chosen from the data). Received: epochs={self.epochs!r}")
         if self.loss not in LOSSES:
             raise ValueError(f"Expected train.loss in {LOSSES}. Received: loss={self.loss!r}")
         if self.strategy not in STRATEGIES:
@@ -158,6 +171,37 @@ class TrainingConfig:
         if self.checkpoint_every_steps < 0:
             raise ValueError("Expected train.checkpoint_every_steps >= 0. "
                              f"Received: checkpoint_every_steps={self.checkpoint_every_steps!r}")
+
+
+# [train] settings a resumed run may change: they steer what comes next, not what was trained.
+RESUMABLE_TRAIN_FIELDS = ("epochs", "learning_rate", "lr_schedule", "clipnorm", "patience", "max_minutes",
+                          "checkpoint_every_steps", "keep_checkpoints", "strategy", "deterministic")
+# [train] settings only one kind of run uses; the other refuses a value that is not the default.
+TRANSLATOR_ONLY = ("loss", "label_smoothing", "end_token_weight", "best_metric", "selection_sentences", "strategy")
+CLASSIFIER_ONLY = ("select_on_swapped",)
+
+
+def check_train_fields(train: TrainingConfig, unused: tuple[str, ...], kind: str) -> None:
+    """Raises ValueError naming each of `unused` that `train` sets to other than TrainingConfig's default."""
+    default = TrainingConfig()
+    changed = [name for name in unused if getattr(train, name) != getattr(default, name)]
+    if changed:
+        raise ValueError(f"train.{', train.'.join(changed)} {'does' if len(changed) == 1 else 'do'} not apply to "
+                         f"a {kind} run; remove {'it' if len(changed) == 1 else 'them'} from the config")
+
+
+def driver_config(train: TrainingConfig, out_dir, *, progress: bool = True, monitor: str = "val_loss",
+                  monitor_mode: str = "min"):
+    """The training driver's `seq2seq.training.TrainConfig` for `train` (resolved: epochs > 0)."""
+    from seq2seq.training import TrainConfig
+
+    return TrainConfig(
+        out_dir=str(out_dir), epochs=train.epochs, learning_rate=train.learning_rate,
+        lr_schedule=train.lr_schedule, clipnorm=train.clipnorm, patience=train.patience, progress=progress,
+        steps_per_epoch=train.steps_per_epoch or None,
+        checkpoint_every_steps=train.checkpoint_every_steps or None,
+        keep_checkpoints=train.keep_checkpoints, monitor=monitor, monitor_mode=monitor_mode,
+    )
 
 
 @dataclass(frozen=True)
@@ -202,3 +246,6 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainingConfig = field(default_factory=TrainingConfig)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
+
+    def __post_init__(self):
+        check_train_fields(self.train, CLASSIFIER_ONLY, "translator")

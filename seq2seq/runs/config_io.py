@@ -60,7 +60,10 @@ def build(cls: type[T], table: dict[str, Any], overrides: dict[str, dict[str, st
         section_cls = _resolve_type(cls, field)
         values[name] = _build_section(name, section_cls, table.get(name, {}), overrides.get(name, {}),
                                       _default_of(field))
-    return cls(**values)
+    try:
+        return cls(**values)
+    except ValueError as error:  # a check across sections (`__post_init__` of `cls`)
+        raise UserError(f"invalid config: {error}") from None
 
 
 def to_dict(config: Any) -> dict[str, Any]:

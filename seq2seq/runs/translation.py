@@ -26,7 +26,7 @@ from seq2seq.atomic import atomic_write_text
 from seq2seq.data.reader import Pair, read_corpus
 from seq2seq.data.split import Split, split_pairs
 from seq2seq.errors import UserError
-from seq2seq.runs.config import RunConfig
+from seq2seq.runs.config import RESUMABLE_TRAIN_FIELDS, RunConfig, driver_config
 from seq2seq.runs.directory import CONFIG_FILE, prepare_any_run_dir
 
 TOKENIZER_FILE = "tokenizer.model"
@@ -39,9 +39,6 @@ RETRAIN = "seq2seq train --config FILE --out DIR"
 DECODE_SOURCE_FACTOR = 2
 # Validation sentences decoded after each epoch to watch for end-token collapse.
 PROBE_SIZE = 32
-# [train] settings a resumed run may change: they steer what comes next, not what was trained.
-RESUMABLE_TRAIN_FIELDS = ("epochs", "learning_rate", "lr_schedule", "clipnorm", "patience", "max_minutes",
-                          "checkpoint_every_steps", "keep_checkpoints", "strategy", "deterministic")
 
 
 @dataclasses.dataclass
@@ -205,7 +202,7 @@ def train_run(config: RunConfig, run_dir, *, progress: bool = True, log=print) -
 
     from seq2seq.data.pipeline import make_translation_dataset
     from seq2seq.distribution import distribution_strategy
-    from seq2seq.training import TrainConfig, train
+    from seq2seq.training import train
 
     strategy = distribution_strategy(config.train.strategy)  # multiworker: before other TF work
     config = with_saved_choices(config, run_dir)
@@ -228,14 +225,7 @@ def train_run(config: RunConfig, run_dir, *, progress: bool = True, log=print) -
             "each batch is split between them")
     with strategy.scope():
         translator = build_translator(config, tokenizer.vocab_size)
-    train_config = TrainConfig(
-        out_dir=str(run_dir), epochs=config.train.epochs, learning_rate=config.train.learning_rate,
-        lr_schedule=config.train.lr_schedule,
-        clipnorm=config.train.clipnorm, patience=config.train.patience, progress=progress,
-        steps_per_epoch=config.train.steps_per_epoch or None,
-        checkpoint_every_steps=config.train.checkpoint_every_steps or None,
-        keep_checkpoints=config.train.keep_checkpoints, **_monitor(config),
-    )
+    train_config = driver_config(config.train, run_dir, progress=progress, **_monitor(config))
     started = time.perf_counter()
     summary = train(translator, *datasets, loss=make_loss(config, tokenizer, split.train, log),
                     config=train_config,
@@ -253,7 +243,7 @@ def train_run(config: RunConfig, run_dir, *, progress: bool = True, log=print) -
 
 
 def _monitor(config: RunConfig) -> dict:
-    """`TrainConfig`'s `monitor` and `monitor_mode` for `train.best_metric`."""
+    """The driver's `monitor` and `monitor_mode` for `train.best_metric`."""
     if config.train.best_metric == "loss":
         return dict(monitor="val_loss", monitor_mode="min")
     return dict(monitor=f"val_{config.train.best_metric}", monitor_mode="max")
