@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 from seq2seq import decoding
-from test_decoding import SRC_TIME, TRAP, RandomTranslator, TreeModel, as_strings, tree
+from decoding_cases import SRC_TIME, TRAP, RandomTranslator, TreeModel, as_strings, tree
 
 # "b." (0.54) attends to positions 3, 1: two positions never covered. "abc." (0.4) attends to
 # 3, 0, 1, 2: all four. "bc." (0.06) leaves position 0 out.

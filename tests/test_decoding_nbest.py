@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from seq2seq import decoding
-from test_decoding import ABC, FOREVER, SRC_TIME, TRAP, RandomTranslator, TreeModel, as_strings, tree
+from decoding_cases import ABC, FOREVER, SRC_TIME, TRAP, RandomTranslator, TreeModel, as_strings, tree
 
 # "b." finishes at step 1; "a" then only repeats "a" and is cut at max_length.
 ONE_ENDS = tree({"": {"a": 0.6, "b": 0.4}, "a": {"a": 1.0}, "aa": {"a": 1.0}})

@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from seq2seq import decoding
-from test_decoding import CHARS, VOCAB, RandomTranslator, as_strings
+from decoding_cases import CHARS, VOCAB, RandomTranslator, as_strings
 
 FIRST = {"a": 0.5, "b": 0.3, "c": 0.2}
 ROWS = 4000

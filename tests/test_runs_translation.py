@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+import tomllib
 
 import pytest
 
@@ -11,33 +12,18 @@ from seq2seq.cli.main import main
 from seq2seq.data.generated import generate_pairs
 from seq2seq.runs.config import RunConfig
 
-TINY = """
-[data]
-corpus = "generated"
-task = "copy"
-generated_pairs = 600
+from helpers import TINY
 
-[tokenizer]
-vocab_size = 40
-
-[model]
-embed_dim = 16
-units = 16
-
-[train]
-epochs = 1
-
-[decode]
-beam_size = 2
-max_length = 16
-"""
+# The shared tiny run (tests/helpers.py), one epoch over the whole split, decoded with beam 2.
+CHANGES = ["train.epochs=1", "train.steps_per_epoch=0", "decode.beam_size=2", "decode.max_length=16"]
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("run")
     config = root / "tiny.toml"
-    config.write_text(TINY)
+    resolved = config_io.build(RunConfig, tomllib.loads(TINY), config_io.parse_overrides(CHANGES))
+    config.write_text(config_io.to_toml(resolved))
     assert main(["train", "--config", str(config), "--out", str(root / "run"), "--no-progress"]) == 0
     return root / "run"
 
