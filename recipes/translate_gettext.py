@@ -6,7 +6,8 @@
 
 Trains a SentencePiece tokenizer and a Translator on the English→<target>
 message pairs of /usr/share/locale/<target>/LC_MESSAGES/*.mo, reports BLEU /
-chrF / exact match on the held-out test split, prints sample translations,
+chrF / exact match on the held-out test split (and again with the last two
+checkpoints averaged, in --out/averaged), prints sample translations,
 draws an attention heatmap and exports a strings-in, strings-out SavedModel.
 Everything lands in --out, which `seq2seq translate --model DIR`,
 `seq2seq evaluate --model DIR` and `seq2seq diagnose --model DIR` accept as is.
@@ -86,11 +87,16 @@ def run(config: RunConfig, out: str) -> int:
     from pathlib import Path
 
     from seq2seq.attention_plot import save_attention_heatmaps
+    from seq2seq.runs.averaging import averaged_scores
     from seq2seq.runs.translation import attention_alignments, export_run, load_run, train_run, translate_texts
 
-    metrics = train_run(config, out, log=lambda message: print(message, file=sys.stderr))
+    log = lambda message: print(message, file=sys.stderr)  # noqa: E731
+    metrics = train_run(config, out, log=log)
     run = load_run(out)
     print(f"\ntest split: {json.dumps(metrics['test'])}")
+    averaged = averaged_scores(out, Path(out) / "averaged", last=2, log=log)
+    if averaged:
+        print(f"test split, the last 2 checkpoints averaged: {json.dumps(averaged['test'])}")
     print("\nsample translations:")
     for source, translation in zip(SAMPLES, translate_texts(run, SAMPLES)):
         print(f"  {source!r:28} -> {translation!r}")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from helpers import GENERATED_TOKENIZER, train_in_process, checkpoint_tensors, keras_weights
-from seq2seq.runs.averaging import average_and_evaluate, last_checkpoints, step_checkpoints
+from seq2seq.runs.averaging import average_and_evaluate, averaged_scores, last_checkpoints, step_checkpoints
 from seq2seq.cli.main import main
 from seq2seq.errors import UserError
 
@@ -137,3 +137,15 @@ def test_a_checkpoint_without_the_model_weights_is_a_clear_error(averaged, tmp_p
     path = tf.train.Checkpoint(epoch=tf.Variable(1)).write(str(tmp_path / "other"))
     with pytest.raises(UserError, match="lacks weights of the run's model .*source_embedding"):
         mean_weights(load_run(averaged).translator, [path])
+
+
+def test_averaged_scores_reads_back_its_first_result_and_skips_a_run_with_too_few(run_dir, tmp_path):
+    out = tmp_path / "avg"
+    first = averaged_scores(run_dir, out, last=2, log=lambda message: None)
+    assert first["averaged_steps"] == [6, 9]
+    (out / "model.keras").unlink()  # a second call reads metrics.json, it does not average again
+    assert averaged_scores(run_dir, out, last=2, log=lambda message: None) == first
+    said = []
+    assert averaged_scores(run_dir, tmp_path / "none", last=4, log=said.append) is None
+    assert said == [f"not averaging: {run_dir} keeps fewer than 4 checkpoints"]
+    assert not (tmp_path / "none").exists()

@@ -179,3 +179,15 @@ def average_and_evaluate(run_dir, out_dir, last: int, *, progress: bool = False,
     }
     (out_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics
+
+
+def averaged_scores(run_dir, out_dir, last: int, *, log=print) -> dict | None:
+    """`average_and_evaluate`'s result, read back from `out_dir` when an earlier call wrote it,
+    or None when the run keeps fewer than `last` checkpoints (a run that stopped in its first epochs)."""
+    saved = Path(out_dir) / METRICS_FILE
+    if saved.is_file():
+        return json.loads(saved.read_text())
+    if len(step_checkpoints(run_dir)) < last:
+        log(f"not averaging: {run_dir} keeps fewer than {last} checkpoints")
+        return None
+    return average_and_evaluate(run_dir, out_dir, last, log=log)
