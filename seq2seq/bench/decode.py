@@ -91,6 +91,7 @@ def run(args) -> dict:
     import keras
 
     from seq2seq.bench.train import gettext_split
+    from seq2seq.decoding import Sampling
     from seq2seq.errors import UserError
 
     for flag, value in (("--sentences", args.sentences), ("--batch-size", args.batch_size),
@@ -108,6 +109,8 @@ def run(args) -> dict:
     hypotheses, seconds = _measure(_source_batches(setup, texts), {
         "greedy": (_kit_decoder(setup, beam_size=1), args.repeats),
         "beam4": (_kit_decoder(setup, beam_size=BEAM_SIZE), args.repeats),
+        "nbest4": (_kit_decoder(setup, beam_size=BEAM_SIZE, n_best=BEAM_SIZE), args.repeats),
+        "sample": (_kit_decoder(setup, beam_size=1, sampling=Sampling(seed=args.seed)), args.repeats),
         "baseline": (_baseline_decoder(setup), 1),
     })
     tutorial_texts = texts[: args.tutorial_sentences]
@@ -161,6 +164,14 @@ def _report(setup: dict, hypotheses: dict, seconds: dict, *, kit_repeats: int) -
         "baseline_sentences_per_s": round(sentences / seconds["baseline"], 3),
         "greedy_speedup": round(seconds["baseline"] / seconds["greedy"], 1),
         "beam4_over_greedy_time": round(seconds["beam4"] / seconds["greedy"], 2),
+        # n-best 4 (beam 4 returning its 4 best; it searches until the 4th finished one is settled) and
+        # random sampling (temperature 1, all tokens), each against beam 4's time on the same batches.
+        "nbest4_sentences_per_s": round(sentences / seconds["nbest4"], 2),
+        "sample_sentences_per_s": round(sentences / seconds["sample"], 2),
+        "nbest4_over_beam4_time": round(seconds["nbest4"] / seconds["beam4"], 2),
+        "sample_over_beam4_time": round(seconds["sample"] / seconds["beam4"], 2),
+        "nbest4_best_equals_beam4": round(sum(a == b for a, b in zip(hypotheses["nbest4"], hypotheses["beam4"]))
+                                          / sentences, 4),
         "targets": {"greedy_speedup": GREEDY_SPEEDUP_TARGET, "beam4_over_greedy_time": BEAM4_OVER_GREEDY_TARGET},
         "sentences": sentences,
         "batch_size": setup["batch_size"],
@@ -260,13 +271,15 @@ def _source_batches(setup: dict, texts: list[str]) -> list:
 # ----------------------------------------------------------------------------- decoders
 
 
-def _kit_decoder(setup: dict, beam_size: int):
+def _kit_decoder(setup: dict, beam_size: int, n_best: int | None = None, sampling=None):
+    """Token ids [batch, time] of `translate_ids` with these options (with `n_best`: the best of each row's)."""
     from seq2seq.decoding import translate_ids
 
     def decode(source_ids):
-        return translate_ids(setup["translator"], source_ids, beam_size=beam_size,
-                             max_length=setup["max_length"],
-                             length_penalty=setup["length_penalty"]).token_ids
+        token_ids = translate_ids(setup["translator"], source_ids, beam_size=beam_size, n_best=n_best,
+                                  sampling=sampling, max_length=setup["max_length"],
+                                  length_penalty=setup["length_penalty"]).token_ids
+        return token_ids if n_best is None else token_ids[:, 0]
 
     return decode
 
