@@ -90,26 +90,6 @@ def swap_masked_words(examples: list[LabeledText], pool: list[str], seed: int) -
     return swapped
 
 
-def swapped_selection(config, train_examples, valid_examples, labels, tokenizer, log=print) -> tuple[list, str]:
-    """A classifier run's selection: `([SwappedValidation], "val_swapped_loss")` or `([], "val_loss")`.
-
-    The swapped validation runs when the
-    training examples carry masks and the validation examples have mask-0 words to
-    swap, and is the selection figure when `config.train.select_on_swapped` is on; the swap is seeded by `config.train.seed`. `config` is a
-    `seq2seq.runs.classification.ClassifierRunConfig`; `labels` and `tokenizer` those of the run.
-    """
-    from seq2seq.runs.classification import has_masks, make_dataset
-
-    if not (has_masks(train_examples) and has_masked_words(valid_examples)):
-        return [], "val_loss"
-    swapped = swap_masked_words(valid_examples, masked_words(train_examples), config.train.seed)
-    monitor = SWAPPED_MONITOR if config.train.select_on_swapped else "val_loss"
-    log(f"selection: {monitor}; {SWAPPED_MONITOR} is the loss on the validation texts with their mask-0 words "
-        "swapped for other mask-0 words of the training set (train.select_on_swapped chooses between them)")
-    dataset = make_dataset(swapped, labels, tokenizer, config, training=False)
-    return [SwappedValidation(dataset)], monitor
-
-
 class SwappedValidation(keras.callbacks.Callback):
     """After each epoch, scores the model on `dataset` and adds `val_swapped_{loss,task_loss,accuracy}` to the logs.
 

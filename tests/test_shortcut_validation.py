@@ -14,8 +14,8 @@ from seq2seq.runs.classification import ClassifierRunConfig, with_overrides
 from seq2seq.data.generated import generate_labeled
 from seq2seq.data.reader import LabeledText
 from seq2seq.models.classifier import Classifier
-from seq2seq.shortcut_validation import (SwappedValidation, has_masked_words, masked_words, swap_masked_words,
-                                         swapped_selection)
+from seq2seq.runs.classification import swapped_selection
+from seq2seq.shortcut_validation import SwappedValidation, has_masked_words, masked_words, swap_masked_words
 from seq2seq.training import train
 
 TOKENIZER = str(Path(__file__).resolve().parents[1] / "tokenizers" / "generated.model")

@@ -197,7 +197,6 @@ def train_run(config: ClassifierRunConfig, train_examples: list[LabeledText],
     """
     import keras
 
-    from seq2seq.shortcut_validation import swapped_selection
     from seq2seq.tokenizer import SentencePieceTokenizer
     from seq2seq.callbacks import TimeBudget
     from seq2seq.training import train
@@ -236,6 +235,28 @@ def train_run(config: ClassifierRunConfig, train_examples: list[LabeledText],
     }
     (run_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics
+
+
+def swapped_selection(config, train_examples, valid_examples, labels, tokenizer, log=print) -> tuple[list, str]:
+    """A classifier run's selection: `([SwappedValidation], "val_swapped_loss")` or `([], "val_loss")`.
+
+    The swapped validation (`seq2seq.shortcut_validation`) runs when the training examples carry
+    masks and the validation examples have mask-0 words to swap, and is the selection figure when
+    `config.train.select_on_swapped` is on; the swap is seeded by `config.train.seed`. `config` is a
+    `ClassifierRunConfig`; `labels` and `tokenizer` those of the run.
+    """
+    from seq2seq.shortcut_validation import (
+        SWAPPED_MONITOR, SwappedValidation, has_masked_words, masked_words, swap_masked_words,
+    )
+
+    if not (has_masks(train_examples) and has_masked_words(valid_examples)):
+        return [], "val_loss"
+    swapped = swap_masked_words(valid_examples, masked_words(train_examples), config.train.seed)
+    monitor = SWAPPED_MONITOR if config.train.select_on_swapped else "val_loss"
+    log(f"selection: {monitor}; {SWAPPED_MONITOR} is the loss on the validation texts with their mask-0 words "
+        "swapped for other mask-0 words of the training set (train.select_on_swapped chooses between them)")
+    dataset = make_dataset(swapped, labels, tokenizer, config, training=False)
+    return [SwappedValidation(dataset)], monitor
 
 
 def _write_labels(run_dir: Path, labels: list[str]) -> list[str]:
