@@ -127,16 +127,24 @@ def test_a_time_budget_anneals_the_cosine_by_its_end_and_stops_there(monkeypatch
     schedule = BudgetedCosineDecay(1.0, decay_steps=1000, alpha=0.02)
     model = keras.Sequential([keras.layers.Dense(1)])
     model.compile(optimizer=keras.optimizers.Adam(schedule), loss="mse")
-    clock = iter([0.0, 30.0, 60.0])  # on_train_begin, then two batches of a 60 s budget
+    clock = iter([0.0, 30.0, 45.0, 60.0])  # on_train_begin, then three batches of a 60 s budget
     monkeypatch.setattr(callbacks_module.time, "perf_counter", lambda: next(clock))
     budget = TimeBudget(60.0)
     budget.set_model(model)
     budget.on_train_begin()
+
+    def cosine(step):
+        return 0.02 + 0.98 * 0.5 * (1 + np.cos(np.pi * min(step, 1000) / 1000))
+
     budget.on_train_batch_end(0)
     assert float(schedule.time_fraction.numpy()) == 0.5 and not model.stop_training
-    # Half the budget used at step 10: the rate is the cosine's at step 500, not at step 10.
-    expected = 0.02 + 0.98 * 0.5 * (1 + np.cos(np.pi * 0.5))
-    np.testing.assert_allclose(float(schedule(10)), expected, rtol=1e-6)
+    # Through half the budget the rate is the planned cosine's at the step.
+    np.testing.assert_allclose(float(schedule(10)), cosine(10), rtol=1e-6)
+    np.testing.assert_allclose(float(schedule(600)), cosine(600), rtol=1e-6)
     budget.on_train_batch_end(1)
+    # Three quarters used: the cosine has caught up half way, (0.75 - 0.5) / 0.5, unless the step is further.
+    np.testing.assert_allclose(float(schedule(10)), cosine(500), rtol=1e-6)
+    np.testing.assert_allclose(float(schedule(700)), cosine(700), rtol=1e-6)
+    budget.on_train_batch_end(2)
     assert model.stop_training and budget.exhausted
     np.testing.assert_allclose(float(schedule(10)), 0.02, rtol=1e-6)  # the floor, at the budget's end

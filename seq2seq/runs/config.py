@@ -114,8 +114,9 @@ class TrainingConfig:
     epochs: int = 0
     learning_rate: float = 5e-3
     # "constant", or "cosine": anneal to 2% of learning_rate along half a cosine
-    # over the epochs (`seq2seq.training.TrainConfig.lr_schedule`; a run that
-    # max_minutes stops early stops before the end of the curve).
+    # over the epochs (`seq2seq.training.TrainConfig.lr_schedule`); with max_minutes, the
+    # curve follows the steps through half the budget, then its tail is compressed so
+    # that it ends with the budget (`seq2seq.training.BudgetedCosineDecay`).
     lr_schedule: str = "cosine"
     clipnorm: float = 1.0
     # Epochs without a better validation measure (best_metric) before stopping.
