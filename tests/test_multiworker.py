@@ -191,7 +191,9 @@ def test_two_workers_on_localhost_train_like_one_process_at_the_same_global_batc
         assert (run / name).is_file(), name
     assert checkpoint_step(latest_checkpoint(run)) == STEPS
     assert [len(os.listdir(run / "logs" / split)) for split in ("train", "validation")] == [1, 1]
-    assert not os.listdir(runs.worker1_tmp)
+    # (TensorFlow's autograph leaves its generated modules' __pycache__ in TMPDIR unless
+    # PYTHONDONTWRITEBYTECODE is set: not the kit's to remove.)
+    assert set(os.listdir(runs.worker1_tmp)) <= {"__pycache__"}  # no seq2seq-worker-* directory left
 
     one, two = (json.loads((tmp_path / name / "history.json").read_text()) for name in ("one", "run"))
     assert len(two["loss"]) == 1
