@@ -169,6 +169,22 @@ def test_run_reads_each_locale_and_reports_both_sides(tmp_path, monkeypatch):
     assert json.loads((tmp_path / "work" / "fr" / "result.json").read_text()) == fr
 
 
+def test_kit_only_trains_no_tutorial_and_judges_no_target(tmp_path, monkeypatch):
+    locale_dir = tmp_path / "locale"
+    write_catalog(locale_dir, "fr", "app", MESSAGES)
+
+    def tutorial(*args, **kwargs):
+        raise AssertionError("--kit-only trained the tutorial side")
+
+    monkeypatch.setattr(quality, "run_kit", lambda corpus, run_dir, minutes, kit_sets, *, stage: side(30.0, 50.0))
+    monkeypatch.setattr(quality, "run_tutorial", tutorial)
+    result = quality.run(parse("--locales", "fr", "--locale-dir", str(locale_dir), "--minutes", "0.5",
+                               "--test-pairs", "2", "--kit-only", "--work", str(tmp_path / "work")))
+
+    assert result["kit_only"] is True and result["all_targets_met"] is None
+    assert result["locales"]["fr"] == {"train_pairs": 31, "test_pairs": 2, "kit": side(30.0, 50.0)}
+
+
 def test_a_failed_pair_is_reported_and_the_others_still_run(tmp_path, monkeypatch):
     locale_dir = tmp_path / "locale"
     write_catalog(locale_dir, "fr", "app", MESSAGES)
