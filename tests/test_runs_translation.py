@@ -272,3 +272,34 @@ def test_every_option_of_the_translator_and_diagnose_commands_says_its_default(c
         if action.dest == "help":
             continue
         assert action.help and ("default" in action.help or "required" in action.help), (command, action.dest)
+
+
+def test_drop_long_pairs_keeps_the_pairs_whose_pieces_and_end_fit_both_cuts():
+    from seq2seq.data.pipeline import count_pieces
+    from seq2seq.data.batching import BatchingConfig
+    from seq2seq.data.reader import Pair
+    from seq2seq.runs.translation import drop_long_pairs
+    from seq2seq.tokenizer import SentencePieceTokenizer
+    from helpers import GENERATED_TOKENIZER
+
+    tokenizer = SentencePieceTokenizer.from_file(GENERATED_TOKENIZER)
+    pairs = generate_pairs("reverse", 200, seed=3)
+    sources = count_pieces([p.source for p in pairs], tokenizer)
+    targets = count_pieces([p.target for p in pairs], tokenizer)
+    source_cut, target_cut = int(sources.max()) - 1, int(targets.max())  # 1 piece + END over the source cut
+    batching = BatchingConfig(max_source_len=source_cut, max_target_len=target_cut)
+    messages = []
+    kept = drop_long_pairs(pairs, tokenizer, batching, log=messages.append)
+    expected = [p for p, s, t in zip(pairs, sources, targets) if s + 1 <= source_cut and t + 1 <= target_cut]
+    assert kept == expected and 0 < len(kept) < len(pairs)
+    assert messages == [f"long pairs: {len(pairs) - len(kept):,} of {len(pairs):,} training pairs longer than "
+                        f"the cuts ({source_cut}/{target_cut}) left out"]
+    with pytest.raises(ValueError, match="data.long_pairs='drop' leaves none"):
+        drop_long_pairs([Pair("a b c d e f", "f e d c b a")], tokenizer, BatchingConfig(max_source_len=2))
+
+
+def test_a_bad_long_pairs_value_names_the_choices():
+    from seq2seq.runs.config import DataConfig
+
+    with pytest.raises(ValueError, match=r"Expected data.long_pairs in \('cut', 'drop'\). Received: long_pairs='trim'"):
+        DataConfig(long_pairs="trim")

@@ -20,6 +20,7 @@ CORPORA = ("gettext", "tsv", "aligned", "generated")
 LOSSES = ("masked", "boundary")
 PRECISIONS = ("float32", "mixed_bfloat16")
 BEST_METRICS = ("loss", "bleu", "chrf")
+LONG_PAIRS = ("cut", "drop")
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,10 @@ class DataConfig:
     # Keep only training pairs whose source has at most this many whitespace
     # words (0 = all); validation and test are never filtered.
     max_train_words: int = 0
+    # Training pairs longer than the length cuts (batching.max_source_len /
+    # max_target_len): "cut" (truncated, keeping END) or "drop" (left out of
+    # training). Validation and test pairs are always cut, never dropped.
+    long_pairs: str = "cut"
     # Seed of the train/valid/test split.
     seed: int = 0
     valid_fraction: float = 0.03
@@ -55,6 +60,8 @@ class DataConfig:
             raise ValueError(f"Expected data.corpus in {CORPORA}. Received: corpus={self.corpus!r}")
         if self.corpus in ("tsv", "aligned") and not self.path:
             raise ValueError(f"data.corpus={self.corpus!r} needs data.path (the corpus file).")
+        if self.long_pairs not in LONG_PAIRS:
+            raise ValueError(f"Expected data.long_pairs in {LONG_PAIRS}. Received: long_pairs={self.long_pairs!r}")
         if self.corpus == "aligned" and not self.target_path:
             raise ValueError("data.corpus='aligned' needs data.target_path (the target-side file).")
 

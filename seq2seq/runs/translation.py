@@ -114,10 +114,12 @@ def prepare_tokenizer(config: RunConfig, train_pairs: list[Pair], run_dir: Path)
 def resolve_data_defaults(config: RunConfig, train_pairs: list[Pair], run_dir: Path, log=print):
     """Chooses the settings left at 0 from the training pairs (`seq2seq.runs.data_defaults`).
 
-    Trains (or keeps) the run's tokenizer on the way, since the length cuts
-    count its pieces. Returns `(resolved RunConfig, SentencePieceTokenizer)` and
-    writes the resolved config to `run_dir/config.toml`, which is what
-    `load_run` reads back.
+    Trains (or keeps) the run's tokenizer on all of `train_pairs`, since the
+    length cuts count its pieces; with `data.long_pairs="drop"` the pairs
+    longer than the cuts are then left out, and the epochs are chosen from the
+    pairs kept. Returns `(resolved RunConfig, SentencePieceTokenizer, the
+    training pairs)` and writes the resolved config to `run_dir/config.toml`,
+    which is what `load_run` reads back.
     """
     from seq2seq.runs import data_defaults as auto
     from seq2seq.data.batching import model_lengths
@@ -137,21 +139,44 @@ def resolve_data_defaults(config: RunConfig, train_pairs: list[Pair], run_dir: P
         cut, reason = auto.choose_length_cut(count_pieces([p.source for p in train_pairs], tokenizer), "source")
         resolved = auto.with_value(resolved, "batching", "max_source_len", cut)
         log(reason)
-    target_counts = None  # pieces per target: the target cut and the epochs both read them
-    if auto.is_auto(resolved, "batching", "max_target_len") or auto.is_auto(resolved, "train", "epochs"):
-        target_counts = count_pieces([p.target for p in train_pairs], tokenizer)
     if auto.is_auto(resolved, "batching", "max_target_len"):
-        cut, reason = auto.choose_length_cut(target_counts, "target")
+        cut, reason = auto.choose_length_cut(count_pieces([p.target for p in train_pairs], tokenizer), "target")
         resolved = auto.with_value(resolved, "batching", "max_target_len", cut)
         log(reason)
+    if resolved.data.long_pairs == "drop":
+        train_pairs = drop_long_pairs(train_pairs, tokenizer, resolved.batching, log)
     if auto.is_auto(resolved, "train", "epochs"):
+        target_counts = count_pieces([p.target for p in train_pairs], tokenizer)
         tokens = int(model_lengths(target_counts, resolved.batching.max_target_len).sum())
         epochs, reason = auto.choose_epochs(tokens)
         resolved = auto.with_value(resolved, "train", "epochs", epochs)
         log(reason)
     if resolved != config:
         atomic_write_text(Path(run_dir) / CONFIG_FILE, config_io.to_toml(resolved))
-    return resolved, tokenizer
+    return resolved, tokenizer, train_pairs
+
+
+def drop_long_pairs(pairs: list[Pair], tokenizer, batching, log=print) -> list[Pair]:
+    """The pairs whose source and target both fit the length cuts, in order.
+
+    A text fits when its pieces plus END number at most `max_source_len`
+    (sources) or `max_target_len` (targets), so nothing of a kept pair is cut.
+    Raises ValueError when no pair fits.
+    """
+    from seq2seq.data.pipeline import count_pieces
+
+    sources = count_pieces([p.source for p in pairs], tokenizer) + 1
+    targets = count_pieces([p.target for p in pairs], tokenizer) + 1
+    keep = (sources <= batching.max_source_len) & (targets <= batching.max_target_len)
+    if pairs and not keep.any():
+        raise ValueError(
+            f"Every training pair is longer than the length cuts (batching.max_source_len="
+            f"{batching.max_source_len}, max_target_len={batching.max_target_len}), so "
+            f"data.long_pairs='drop' leaves none. Raise the cuts, leave them at 0 (chosen from the data) "
+            f"or set data.long_pairs=cut.")
+    log(f"long pairs: {int((~keep).sum()):,} of {len(pairs):,} training pairs longer than the cuts "
+        f"({batching.max_source_len}/{batching.max_target_len}) left out")
+    return [pair for pair, kept in zip(pairs, keep) if kept]
 
 
 # ----------------------------------------------------------------------------- training
@@ -212,7 +237,7 @@ def train_run(config: RunConfig, run_dir, *, progress: bool = True, log=print) -
     keras.utils.set_random_seed(config.train.seed)
     split = load_splits(config, log)
     train_pairs, valid_pairs = protect_pairs(config, split.train), protect_pairs(config, split.valid)
-    config, tokenizer = resolve_data_defaults(config, train_pairs, run_dir, log)
+    config, tokenizer, train_pairs = resolve_data_defaults(config, train_pairs, run_dir, log)
     log("config:\n" + config_io.to_toml(config))
     casing = _used_casing(config, learn_casing(split.train, run_dir))
     datasets = [
