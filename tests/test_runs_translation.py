@@ -5,6 +5,7 @@ import subprocess
 import sys
 import tomllib
 
+import numpy as np
 import pytest
 
 from seq2seq.runs import config_io
@@ -274,11 +275,10 @@ def test_every_option_of_the_translator_and_diagnose_commands_says_its_default(c
         assert action.help and ("default" in action.help or "required" in action.help), (command, action.dest)
 
 
-def test_drop_long_pairs_keeps_the_pairs_whose_pieces_and_end_fit_both_cuts():
+def test_pairs_within_cuts_are_those_whose_pieces_and_end_fit_both_cuts():
     from seq2seq.data.pipeline import count_pieces
     from seq2seq.data.batching import BatchingConfig
-    from seq2seq.data.reader import Pair
-    from seq2seq.runs.translation import drop_long_pairs
+    from seq2seq.runs.translation import pairs_within_cuts
     from seq2seq.tokenizer import SentencePieceTokenizer
     from helpers import GENERATED_TOKENIZER
 
@@ -289,13 +289,35 @@ def test_drop_long_pairs_keeps_the_pairs_whose_pieces_and_end_fit_both_cuts():
     source_cut, target_cut = int(sources.max()) - 1, int(targets.max())  # 1 piece + END over the source cut
     batching = BatchingConfig(max_source_len=source_cut, max_target_len=target_cut)
     messages = []
-    kept = drop_long_pairs(pairs, tokenizer, batching, log=messages.append)
-    expected = [p for p, s, t in zip(pairs, sources, targets) if s + 1 <= source_cut and t + 1 <= target_cut]
-    assert kept == expected and 0 < len(kept) < len(pairs)
-    assert messages == [f"long pairs: {len(pairs) - len(kept):,} of {len(pairs):,} training pairs longer than "
+    keep = pairs_within_cuts(sources, targets, batching, log=messages.append)
+    expected = [s + 1 <= source_cut and t + 1 <= target_cut for s, t in zip(sources, targets)]
+    assert keep.tolist() == expected and 0 < sum(expected) < len(pairs)
+    assert messages == [f"long pairs: {len(pairs) - sum(expected):,} of {len(pairs):,} training pairs longer than "
                         f"the cuts ({source_cut}/{target_cut}) left out"]
     with pytest.raises(ValueError, match="data.long_pairs='drop' leaves none"):
-        drop_long_pairs([Pair("a b c d e f", "f e d c b a")], tokenizer, BatchingConfig(max_source_len=2))
+        pairs_within_cuts(np.array([6]), np.array([6]), BatchingConfig(max_source_len=2))
+
+
+def test_drop_leaves_the_long_pairs_out_of_training_and_counts_epochs_on_the_rest(tmp_path):
+    from seq2seq.data.batching import model_lengths
+    from seq2seq.data.pipeline import count_pieces
+    from seq2seq.runs import data_defaults as auto
+    from seq2seq.runs.translation import resolve_data_defaults
+    from helpers import GENERATED_TOKENIZER
+
+    pairs = generate_pairs("reverse", 200, seed=3)
+    config = config_io.build(RunConfig, {}, config_io.parse_overrides(
+        [f"tokenizer.model={GENERATED_TOKENIZER}", "batching.max_source_len=6", "batching.max_target_len=6",
+         "train.epochs=0", "data.long_pairs=drop"]))
+    messages = []
+    resolved, tokenizer, kept = resolve_data_defaults(config, pairs, tmp_path, log=messages.append)
+    sources = count_pieces([p.source for p in pairs], tokenizer)
+    targets = count_pieces([p.target for p in pairs], tokenizer)
+    assert kept == [p for p, s, t in zip(pairs, sources, targets) if s + 1 <= 6 and t + 1 <= 6]
+    assert 0 < len(kept) < len(pairs)
+    kept_targets = count_pieces([p.target for p in kept], tokenizer)
+    assert resolved.train.epochs == auto.choose_epochs(int(model_lengths(kept_targets, 6).sum()))[0]
+    assert any(message.startswith(f"long pairs: {len(pairs) - len(kept)} of 200") for message in messages)
 
 
 def test_a_bad_long_pairs_value_names_the_choices():

@@ -114,16 +114,14 @@ def run_locale(locale: str, directory: Path, args) -> dict:
     corpus = write_corpus(directory, test, train)
     progress(f"{locale}: {len(train)} training and {len(test)} test pairs; kit training ({args.minutes} min)")
     kit = run_kit(corpus, directory / "kit", args.minutes, args.kit_set, stage=f"{locale}: kit")
-    if args.kit_only:
-        result = dict(train_pairs=len(train), test_pairs=len(test), kit=kit)
-        scores = f"{locale}: kit BLEU {kit['bleu']:.1f} chrF {kit['chrf']:.1f}"
-    else:
+    result = dict(train_pairs=len(train), test_pairs=len(test), kit=kit)
+    scores = f"{locale}: kit BLEU {kit['bleu']:.1f} chrF {kit['chrf']:.1f}"
+    if not args.kit_only:
         progress(f"{locale}: tutorial training ({args.minutes} min)")
         tutorial = run_tutorial(corpus, directory / "tutorial", args.minutes, args.tutorial_vocab, args.seed,
                                 stage=f"{locale}: tutorial")
-        result = dict(train_pairs=len(train), test_pairs=len(test), **compare(kit, tutorial))
-        scores = (f"{locale}: kit BLEU {kit['bleu']:.1f} chrF {kit['chrf']:.1f} | tutorial BLEU "
-                  f"{tutorial['bleu']:.1f} chrF {tutorial['chrf']:.1f}")
+        result.update(compare(kit, tutorial))
+        scores += f" | tutorial BLEU {tutorial['bleu']:.1f} chrF {tutorial['chrf']:.1f}"
     (directory / "result.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     progress(scores)
     return result

@@ -135,18 +135,24 @@ def resolve_data_defaults(config: RunConfig, train_pairs: list[Pair], run_dir: P
     tokenizer = SentencePieceTokenizer.from_file(prepare_tokenizer(resolved, train_pairs, run_dir))
     if auto.is_auto(resolved, "tokenizer", "vocab_size"):
         resolved = auto.with_value(resolved, "tokenizer", "vocab_size", tokenizer.vocab_size)
+    drop = resolved.data.long_pairs == "drop"
+    source_counts, target_counts = None, None  # pieces per text, counted once for the cuts, drop and epochs
+    if auto.is_auto(resolved, "batching", "max_source_len") or drop:
+        source_counts = count_pieces([p.source for p in train_pairs], tokenizer)
+    if auto.is_auto(resolved, "batching", "max_target_len") or auto.is_auto(resolved, "train", "epochs") or drop:
+        target_counts = count_pieces([p.target for p in train_pairs], tokenizer)
     if auto.is_auto(resolved, "batching", "max_source_len"):
-        cut, reason = auto.choose_length_cut(count_pieces([p.source for p in train_pairs], tokenizer), "source")
+        cut, reason = auto.choose_length_cut(source_counts, "source")
         resolved = auto.with_value(resolved, "batching", "max_source_len", cut)
         log(reason)
     if auto.is_auto(resolved, "batching", "max_target_len"):
-        cut, reason = auto.choose_length_cut(count_pieces([p.target for p in train_pairs], tokenizer), "target")
+        cut, reason = auto.choose_length_cut(target_counts, "target")
         resolved = auto.with_value(resolved, "batching", "max_target_len", cut)
         log(reason)
-    if resolved.data.long_pairs == "drop":
-        train_pairs = drop_long_pairs(train_pairs, tokenizer, resolved.batching, log)
+    if drop:
+        keep = pairs_within_cuts(source_counts, target_counts, resolved.batching, log)
+        train_pairs, target_counts = [pair for pair, kept in zip(train_pairs, keep) if kept], target_counts[keep]
     if auto.is_auto(resolved, "train", "epochs"):
-        target_counts = count_pieces([p.target for p in train_pairs], tokenizer)
         tokens = int(model_lengths(target_counts, resolved.batching.max_target_len).sum())
         epochs, reason = auto.choose_epochs(tokens)
         resolved = auto.with_value(resolved, "train", "epochs", epochs)
@@ -156,27 +162,23 @@ def resolve_data_defaults(config: RunConfig, train_pairs: list[Pair], run_dir: P
     return resolved, tokenizer, train_pairs
 
 
-def drop_long_pairs(pairs: list[Pair], tokenizer, batching, log=print) -> list[Pair]:
-    """The pairs whose source and target both fit the length cuts, in order.
+def pairs_within_cuts(source_counts, target_counts, batching, log=print):
+    """[pairs] bool: which pairs fit both length cuts, from their pieces per source and target ([pairs] ints).
 
     A text fits when its pieces plus END number at most `max_source_len`
     (sources) or `max_target_len` (targets), so nothing of a kept pair is cut.
-    Raises ValueError when no pair fits.
+    Logs how many do not; raises ValueError when none fits.
     """
-    from seq2seq.data.pipeline import count_pieces
-
-    sources = count_pieces([p.source for p in pairs], tokenizer) + 1
-    targets = count_pieces([p.target for p in pairs], tokenizer) + 1
-    keep = (sources <= batching.max_source_len) & (targets <= batching.max_target_len)
-    if pairs and not keep.any():
+    keep = (source_counts + 1 <= batching.max_source_len) & (target_counts + 1 <= batching.max_target_len)
+    if len(keep) and not keep.any():
         raise ValueError(
             f"Every training pair is longer than the length cuts (batching.max_source_len="
             f"{batching.max_source_len}, max_target_len={batching.max_target_len}), so "
             f"data.long_pairs='drop' leaves none. Raise the cuts, leave them at 0 (chosen from the data) "
             f"or set data.long_pairs=cut.")
-    log(f"long pairs: {int((~keep).sum()):,} of {len(pairs):,} training pairs longer than the cuts "
+    log(f"long pairs: {int((~keep).sum()):,} of {len(keep):,} training pairs longer than the cuts "
         f"({batching.max_source_len}/{batching.max_target_len}) left out")
-    return [pair for pair, kept in zip(pairs, keep) if kept]
+    return keep
 
 
 # ----------------------------------------------------------------------------- training
