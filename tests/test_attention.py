@@ -50,6 +50,23 @@ def test_luong_attention_matches_numpy(source, rng):
     assert np.all(keras.ops.convert_to_numpy(weights)[0, :, 3:] == 0.0)
 
 
+@pytest.mark.parametrize("use_projection", [True, False])
+def test_scaled_luong_scores_are_divided_by_the_root_of_the_memory_depth(source, rng, use_projection):
+    memory, mask = source  # memory depth 4: scores / 2
+    query = rng.normal(size=(2, 3, 6 if use_projection else 4)).astype("float32")
+    layer = SourceAttention(score="luong", use_projection=use_projection, scale_scores=True)
+    context, weights = layer(query, memory, memory_mask=mask)
+    projected = query @ keras.ops.convert_to_numpy(layer.kernel) if use_projection else query
+    expected_weights = np_masked_softmax(projected @ memory.transpose(0, 2, 1) / 2.0, mask[:, None, :])
+    np.testing.assert_allclose(weights, expected_weights, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(context, expected_weights @ memory, rtol=1e-5, atol=1e-6)
+    unscaled = SourceAttention(score="luong", use_projection=use_projection)
+    unscaled.build(query.shape, memory.shape)
+    if use_projection:
+        unscaled.kernel.assign(layer.kernel)
+    assert not np.allclose(unscaled(query, memory, memory_mask=mask)[1], weights)
+
+
 def test_plain_dot_attention_matches_numpy(source, rng):
     memory, mask = source
     query = rng.normal(size=(2, 3, 4)).astype("float32")
@@ -96,9 +113,9 @@ def test_source_attention_rejects_bad_arguments():
 
 
 def test_source_attention_config_round_trip():
-    layer = SourceAttention(score="bahdanau", units=5, use_projection=False, name="att")
+    layer = SourceAttention(score="bahdanau", units=5, use_projection=False, scale_scores=True, name="att")
     config = layer.get_config()
-    assert {"score": "bahdanau", "units": 5, "use_projection": False}.items() <= config.items()
+    assert {"score": "bahdanau", "units": 5, "use_projection": False, "scale_scores": True}.items() <= config.items()
     assert SourceAttention.from_config(config).get_config() == config
 
 

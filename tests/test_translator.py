@@ -77,6 +77,8 @@ def teacher_forced_and_stepped(model, source, target):
     dict(attention="bahdanau", input_feeding=True, bidirectional=True, decoder_layers=2),
     dict(attention="luong", memory_embeddings=True, input_feeding=True),
     dict(attention="bahdanau", memory_embeddings=True, bidirectional=True),
+    dict(attention="luong", memory_embeddings=True, scaled_attention=True),
+    dict(attention="luong", scaled_attention=True, input_feeding=True),
 ])
 def test_decode_step_equals_teacher_forcing(rng, config):
     model = Translator(**SMALL, **config)
@@ -153,6 +155,14 @@ def test_config_round_trip():
     assert config["use_cudnn"] is False and config["decoder_layers"] == 2
     assert config["attention"] == "bahdanau" and config["saliency_weight"] == 0.5
     assert Translator.from_config(config).get_config() == config
+
+
+def test_scaled_attention_is_saved_and_a_config_without_it_loads_unscaled():
+    model = Translator(**SMALL, scaled_attention=True)
+    config = model.get_config()
+    assert config["scaled_attention"] is True and model.attention.scale_scores is True
+    older = {key: value for key, value in config.items() if key != "scaled_attention"}  # saved before the option
+    assert Translator.from_config(older).attention.scale_scores is False
 
 
 def all_lstms(model):

@@ -46,6 +46,12 @@ class SourceAttention(keras.layers.Layer):
         score: `"luong"` or `"bahdanau"`.
         units: hidden size of the additive score (Bahdanau only).
         use_projection: learn `W` for the Luong score (Luong only).
+        scale_scores: divide the Luong scores by sqrt(memory_dim), as
+            Transformers do (Luong only). Unscaled, the scores of a 512-wide
+            memory grow fast under Adam and the softmax can saturate on one
+            position early in training (all weight on the first source
+            token), where its gradient vanishes: docs/translation-defaults.md.
+            Ignored by the Bahdanau score.
 
     Call args:
         query: [batch, tgt_time, query_dim] (a whole target sequence) or
@@ -61,7 +67,7 @@ class SourceAttention(keras.layers.Layer):
         one-step query). Weights are exactly 0 where `memory_mask` is False.
     """
 
-    def __init__(self, score="luong", units=None, use_projection=True, **kwargs):
+    def __init__(self, score="luong", units=None, use_projection=True, scale_scores=False, **kwargs):
         super().__init__(**kwargs)
         if score not in SOURCE_ATTENTION_SCORES:
             raise ValueError(
@@ -72,6 +78,7 @@ class SourceAttention(keras.layers.Layer):
         self.score = score
         self.units = units
         self.use_projection = bool(use_projection)
+        self.scale_scores = bool(scale_scores)
         self.supports_masking = True  # the query's (target) mask passes through
 
     def build(self, query_shape, memory_shape):
@@ -126,11 +133,14 @@ class SourceAttention(keras.layers.Layer):
             return ops.sum(hidden * self.score_vector, axis=-1)
         if self.use_projection:
             query = ops.matmul(query, self.kernel)  # [batch, tgt, memory_dim]
+        if self.scale_scores:
+            query = query * ops.cast(keys.shape[-1] ** -0.5, query.dtype)
         return ops.matmul(query, ops.transpose(keys, (0, 2, 1)))
 
     def get_config(self):
         config = super().get_config()
-        config.update(score=self.score, units=self.units, use_projection=self.use_projection)
+        config.update(score=self.score, units=self.units, use_projection=self.use_projection,
+                      scale_scores=self.scale_scores)
         return config
 
 

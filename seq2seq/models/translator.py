@@ -49,6 +49,9 @@ class Translator(SaliencyModel):
             when the encoder has fewer layers).
         bidirectional: bidirectional encoder.
         attention: `"luong"` (general score) or `"bahdanau"` (additive).
+        scaled_attention: divide the Luong scores by sqrt(memory depth)
+            (`SourceAttention(scale_scores=True)`): keeps the attention from
+            locking onto one source position early in training.
         input_feeding: feed the previous attentional state [batch, units'] to
             the first decoder LSTM with the target embedding.
         memory_embeddings: the attention reads each source position's
@@ -96,6 +99,7 @@ class Translator(SaliencyModel):
         decoder_layers=None,
         bidirectional=False,
         attention="luong",
+        scaled_attention=False,
         input_feeding=False,
         memory_embeddings=False,
         dropout=0.0,
@@ -119,6 +123,7 @@ class Translator(SaliencyModel):
         self.decoder_layers = decoder_layers or encoder_layers
         self.bidirectional = bool(bidirectional)
         self.attention_score = attention
+        self.scaled_attention = bool(scaled_attention)
         self.input_feeding = bool(input_feeding)
         self.memory_embeddings = bool(memory_embeddings)
         self.dropout = float(dropout)
@@ -138,7 +143,7 @@ class Translator(SaliencyModel):
                                   use_cudnn=self.use_cudnn, name=f"decoder_lstm_{i}")
                 for i in range(self.decoder_layers)
             ]
-            self.attention = SourceAttention(score=attention, name="attention")
+            self.attention = SourceAttention(score=attention, scale_scores=self.scaled_attention, name="attention")
             self.attention_combine = keras.layers.Dense(
                 self.decoder_units, activation="tanh", name="attention_combine")
             self.output_projection = keras.layers.Dense(
@@ -183,6 +188,7 @@ class Translator(SaliencyModel):
             decoder_layers=self.decoder_layers,
             bidirectional=self.bidirectional,
             attention=self.attention_score,
+            scaled_attention=self.scaled_attention,
             input_feeding=self.input_feeding,
             memory_embeddings=self.memory_embeddings,
             dropout=self.dropout,

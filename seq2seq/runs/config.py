@@ -89,6 +89,9 @@ class ModelConfig:
     bidirectional: bool = False
     # "luong" (dot/general score) or "bahdanau" (additive).
     attention: str = "luong"
+    # Luong scores divided by sqrt(memory depth): without it the attention can lock onto
+    # the first source token early in training and stay there (docs/translation-defaults.md).
+    scaled_attention: bool = True
     # Feed the previous attentional state to the decoder (Luong et al.; OpenNMT's default).
     input_feeding: bool = False
     # The attention also reads the source embeddings, so tokens to copy reach the decoder as they are.

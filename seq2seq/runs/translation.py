@@ -192,7 +192,7 @@ def build_translator(config: RunConfig, vocab_size: int):
     return Translator(
         vocab_size=vocab_size, embed_dim=model.embed_dim, units=model.units,
         encoder_layers=model.encoder_layers, bidirectional=model.bidirectional,
-        attention=model.attention, input_feeding=model.input_feeding,
+        attention=model.attention, scaled_attention=model.scaled_attention, input_feeding=model.input_feeding,
         memory_embeddings=model.memory_embeddings, dropout=model.dropout, saliency_weight=model.saliency_weight,
         dtype=model.precision,
     )
