@@ -152,11 +152,14 @@ class Search:
     extensions of the alive hypotheses; the loop does the rest. Of the proposed
     candidates, those that end in the end token *and* rank among the first
     `width` become finished; the best `width` others stay alive. A row is done
-    when it holds `width` finished hypotheses (fairseq's rule, which makes a
-    width-1 beam exactly greedy), when no alive hypothesis can beat its best
-    finished one any more (`_settled`), or has nothing left alive; the loop stops when
-    every row is done or at `max_length`. A row with no finished hypothesis then
-    returns its best alive one, cut at `max_length`.
+    when it holds `width` finished hypotheses and none of its alive ones
+    scores higher at the current length (fairseq's count with the check of
+    Hugging Face's default: a width-1 beam stays exactly greedy, and a beam
+    whose weak slots end early keeps following its likely hypothesis), when
+    no alive hypothesis can beat its best finished one any more (`_settled`),
+    or has nothing left alive; the loop stops when every row is done or at
+    `max_length`. A row with no finished hypothesis then returns its best
+    alive one, cut at `max_length`.
     """
 
     def __init__(self, width: int, length_penalty: float = 0.0, coverage_penalty: float = 0.0):
@@ -335,12 +338,14 @@ class Search:
         found = tf.reduce_sum(tf.cast(finished.scores > _VALID, tf.int32), axis=1)
         nothing_alive = tf.reduce_all(alive_log_probs <= _VALID, axis=1)
         settled = self._settled(finished.scores[:, rank], alive_log_probs, rules.max_length)
+        # `width` finished ones end a row only once none alive outscores them at today's length.
+        full = (found >= width) & (finished.scores[:, rank] >= self._best_alive_score(alive_log_probs, step + 1))
         inputs = tf.gather(tokens, alive_from, batch_dims=1)
         next_rows = _Rows(
             inputs=inputs,
             alive_log_probs=tf.maximum(alive_log_probs, _NEG),
             finished=finished,
-            done=(found >= width) | nothing_alive | settled,
+            done=full | nothing_alive | settled,
             model_state=model_state,
             emitted=rules.emitted_after(rows.emitted, alive_parents, inputs),
             coverage=coverage.select(cand_coverage, alive_from),
@@ -377,6 +382,10 @@ class Search:
         """
         bound = tf.reduce_max(alive_log_probs, axis=1) / self._penalty(max_length)
         return (best_finished > _VALID) & (best_finished >= bound)
+
+    def _best_alive_score(self, alive_log_probs, length):
+        """[batch] the best alive hypothesis' score were it to end at `length` tokens."""
+        return tf.reduce_max(alive_log_probs, axis=1) / self._penalty(length)
 
     def _penalty(self, length):
         return ((5.0 + tf.cast(length, tf.float32)) / 6.0) ** self.length_penalty

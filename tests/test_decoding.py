@@ -319,3 +319,17 @@ def test_top_candidates_with_a_bias_per_slot_and_a_tail():
     np.testing.assert_array_equal(slots, best // vocab)
     np.testing.assert_array_equal(tokens, best % vocab)
     np.testing.assert_array_equal(values, np.take_along_axis(total, best, axis=1))
+
+
+# The likely path "aaa." (0.81) is still alive when the weak second slot has ended twice
+# ("b." 0.1 at step 2, "ac." 0.045 at step 3): two finished hypotheses must not end the row.
+WEAK_SLOTS_END_EARLY = tree({"": {"a": 0.9, "b": 0.1}, "a": {"a": 0.95, "c": 0.05}, "aa": {"a": 0.95, "c": 0.05}})
+
+
+@pytest.mark.parametrize("length_penalty", [0.0, 0.6])
+def test_a_row_goes_on_while_an_alive_hypothesis_outscores_its_finished_ones(length_penalty):
+    model = TreeModel(WEAK_SLOTS_END_EARLY, max_length=6)
+    assert as_strings(model.greedy().token_ids) == ["aaa.__"]
+    result = model.beam(2, length_penalty=length_penalty)
+    assert as_strings(result.token_ids) == ["aaa.__"]
+    np.testing.assert_allclose(result.log_probs, [math.log(0.9 * 0.95 * 0.95)], atol=1e-5)
