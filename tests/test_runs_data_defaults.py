@@ -28,13 +28,21 @@ def test_characters_are_counted_when_used_often_enough():
 
 
 def test_length_cut_is_the_98th_percentile_plus_the_special_token():
-    counts = np.arange(1, 101)  # 1..100 pieces
+    counts = np.append(np.arange(1, 101), [400, 400])  # 1..100 pieces and a long tail
     cut, reason = data_defaults.choose_length_cut(counts, "source")
     expected = int(np.ceil(np.percentile(counts, 98))) + 1
     assert cut == expected
     assert f"{np.mean(counts + 1 <= expected):.1%}" in reason
     assert data_defaults.choose_length_cut([1, 2, 2], "target")[0] == data_defaults.MIN_CUT
     assert data_defaults.choose_length_cut([500] * 10, "target")[0] == data_defaults.MAX_CUT
+
+
+def test_a_short_tail_is_kept_whole():
+    counts = np.append(np.full(980, 10), np.arange(11, 31))  # 98th percentile 10.4, longest 30
+    assert data_defaults.choose_length_cut(counts, "target")[0] == int(np.ceil(np.percentile(counts, 98))) + 1
+    counts = np.append(np.full(980, 12), np.arange(13, 19))  # longest 18, within 1.5x 12
+    cut, reason = data_defaults.choose_length_cut(counts, "target")
+    assert cut == 19 and "100.0%" in reason and "18 pieces" in reason
 
 
 def test_epochs_aim_at_a_token_count_within_bounds():

@@ -9,7 +9,10 @@ A value given in the config or with `--set` is kept as given.
                   (500 to 8,000): rich scripts (CJK) get room for words too;
                   a soft limit, so a small corpus never fails.
     length cuts   the 98th percentile of pieces per sentence (+ END / START),
-                  at least 8, at most 128, per side.
+                  or the longest sentence when it is within 1.5x that
+                  percentile (a short tail costs little, and a cut target
+                  teaches the model to stop at the cut); at least 8, at
+                  most 128, per side.
     epochs        enough epochs for about 5 million target tokens
                   (2 to 40).
 
@@ -32,6 +35,8 @@ MIN_WORD_PIECES, MAX_WORD_PIECES = 500, 8000
 # Characters used fewer times than this are left to SentencePiece's coverage rule.
 MIN_CHARACTER_COUNT = 3
 LENGTH_PERCENTILE = 98
+# A tail up to this many times the percentile is kept whole.
+SHORT_TAIL_RATIO = 1.5
 MIN_CUT, MAX_CUT = 8, 128
 TARGET_TOKENS = 5_000_000
 MIN_EPOCHS, MAX_EPOCHS = 2, 40
@@ -64,15 +69,22 @@ def count_characters(texts, min_count: int = MIN_CHARACTER_COUNT) -> int:
 def choose_length_cut(piece_counts, side: str) -> tuple[int, str]:
     """The longest sequence of one side: the 98th percentile of pieces, + 1 special token.
 
+    When the longest sentence is at most SHORT_TAIL_RATIO times that
+    percentile, the cut is the longest sentence (+ 1) instead: nothing is cut.
+
     Args:
         piece_counts: [pairs] pieces per sentence of that side, no special tokens.
         side: "source" or "target", for the reason.
     """
     counts = np.asarray(piece_counts, dtype=np.int64)
     percentile = float(np.percentile(counts, LENGTH_PERCENTILE)) if counts.size else 0.0
-    cut = int(min(MAX_CUT, max(MIN_CUT, math.ceil(percentile) + 1)))
+    longest = int(counts.max()) if counts.size else 0
+    short_tail = longest <= SHORT_TAIL_RATIO * percentile
+    cut = int(min(MAX_CUT, max(MIN_CUT, (longest if short_tail else math.ceil(percentile)) + 1)))
     kept = float(np.mean(counts + 1 <= cut)) if counts.size else 1.0
-    return cut, f"max {side} length {cut}: {kept:.1%} of the training {side}s fit"
+    why = (f"the longest, {longest} pieces, is within {SHORT_TAIL_RATIO:g}x the {LENGTH_PERCENTILE}th percentile"
+           if short_tail else f"the {LENGTH_PERCENTILE}th percentile; the longest has {longest} pieces")
+    return cut, f"max {side} length {cut}: {kept:.1%} of the training {side}s fit ({why})"
 
 
 def choose_epochs(target_tokens_per_epoch: int) -> tuple[int, str]:
