@@ -36,12 +36,12 @@ def test_n_best_returns_the_beams_finished_hypotheses_best_first_with_their_scor
 
 def test_scores_are_the_log_prob_over_the_length_penalty():
     result = TreeModel(ABC, max_length=5).beam(3, n_best=3, length_penalty=1.0)
-    # "b." (0.4) finishes at step 1, "ac." (0.18) and "ab." (0.042) at step 2: three finished
-    # hypotheses fill the beam of 3 and end the row before "abc." (0.378) can finish.
-    assert rows(result) == [["b.___", "ac.__", "ab.__"]]
-    log_probs = np.log([0.4, 0.6 * 0.3, 0.6 * 0.7 * 0.1])
+    # "b." (0.4) finishes at step 1, "ac." (0.18) and "ab." (0.042) at step 2; the row goes on,
+    # since "abc" (0.378) outscores the third of them, and "abc." displaces "ab.".
+    assert rows(result) == [["abc._", "b.___", "ac.__"]]
+    log_probs = np.log([0.6 * 0.7 * 0.9, 0.4, 0.6 * 0.3])
     np.testing.assert_allclose(result.log_probs, [log_probs], atol=1e-5)
-    np.testing.assert_allclose(result.scores, [log_probs / ((5 + np.array([2, 3, 3])) / 6)], atol=1e-5)
+    np.testing.assert_allclose(result.scores, [log_probs / ((5 + np.array([4, 2, 3])) / 6)], atol=1e-5)
 
 
 def test_a_row_with_too_few_finished_hypotheses_adds_its_best_unfinished_ones_after_them():
