@@ -37,10 +37,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
+
+from seq2seq.placeholders import placeholder_rate
 
 LOCALES = "de,es,it,ru,ja,zh_CN,fr"
 SPLIT_SEED = 1234
@@ -366,25 +367,3 @@ def report(results: dict, minutes: float, *, kit_only: bool = False) -> dict:
 
 def progress(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-# printf ("%s", "%1$d", "%-5.2f", "%(name)s") and brace ("{0}", "{name}", "{x:>8}") placeholders.
-_PLACEHOLDER = re.compile(r"%%|%(\d+\$|\([A-Za-z0-9_]+\))?[-+#0']*(\d+|\*)?(\.(\d+|\*))?(hh|h|ll|l|L|q|j|z|t)?"
-                          r"[diouxXeEfFgGaAcspn]|\{[A-Za-z0-9_]*(![rsa])?(:[^{}]*)?\}")
-
-
-def local_placeholder_rate(sources: list[str], outputs: list[str]) -> tuple[float | None, int]:
-    """`(rate, count)`: of the `count` sources with placeholders, the fraction whose output holds
-    exactly the source's multiset of them; `rate` None when no source has one."""
-    def found(text):
-        return Counter(match.group() for match in _PLACEHOLDER.finditer(text))
-
-    expected = [(found(source), output) for source, output in zip(sources, outputs) if found(source)]
-    kept = sum(found(output) == placeholders for placeholders, output in expected)
-    return (kept / len(expected) if expected else None), len(expected)
-
-
-try:
-    from seq2seq.placeholders import placeholder_rate
-except ImportError:  # until seq2seq.placeholders is merged
-    placeholder_rate = local_placeholder_rate
