@@ -91,9 +91,13 @@ SALIENCY_TARGETS = ("log_max_prob", "sum_log_prob")
 SALIENCY_REDUCTIONS = ("sum_squared", "squared_l2", "grad_times_input")
 SALIENCY_NORMALIZATIONS = ("share", "none")
 
-# lambda for classifiers trained with annotations when the user gives none
-# (with the default target, reduction and normalization; see the table above).
-RECOMMENDED_SALIENCY_WEIGHT = 1000.0
+# lambda for classifiers trained with annotations, per reduction, with the default target
+# ("log_max_prob") and normalization ("share"): "squared_l2" measured on generated text (the
+# table above), "grad_times_input" on real text and generated text alike (docs/saliency-real-text.md;
+# the classifier CLI's default).
+RECOMMENDED_WEIGHTS = {"squared_l2": 1000.0, "grad_times_input": 100.0}
+# The weight for the models' default reduction ("squared_l2").
+RECOMMENDED_SALIENCY_WEIGHT = RECOMMENDED_WEIGHTS["squared_l2"]
 
 
 def saliency_target(logits, kind, y_true=None):

@@ -91,6 +91,7 @@ def test_word_attention_sums_the_pieces_of_each_word(run):
 
 def test_the_default_weight_is_the_recommended_one():
     """classification writes the number out (its import must not start TensorFlow); saliency owns it."""
-    from seq2seq.saliency import RECOMMENDED_SALIENCY_WEIGHT
+    from seq2seq.saliency import RECOMMENDED_WEIGHTS
 
-    assert DEFAULT_SALIENCY_WEIGHT == RECOMMENDED_SALIENCY_WEIGHT
+    reduction = ClassifierRunConfig().model.saliency_reduction
+    assert DEFAULT_SALIENCY_WEIGHT == RECOMMENDED_WEIGHTS[reduction]

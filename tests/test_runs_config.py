@@ -19,7 +19,7 @@ def test_both_kinds_hold_the_same_training_config():
     # Where the classifier's measured defaults differ, and only there.
     differing = {f.name for f in dataclasses.fields(TrainingConfig)
                  if getattr(RunConfig().train, f.name) != getattr(CLASSIFIER_TRAINING, f.name)}
-    assert differing == {"epochs", "learning_rate", "lr_schedule"}
+    assert differing == {"epochs", "learning_rate", "lr_schedule", "select_on_swapped"}
 
 
 def test_an_old_classifier_config_keeps_the_classifier_defaults():

@@ -141,9 +141,9 @@ def unmasked(examples):
     return [LabeledText(e.label, e.text) for e in examples]
 
 
-def test_a_masked_classifier_run_selects_on_the_swapped_loss_when_asked(tmp_path):
+def test_by_default_a_masked_classifier_run_selects_on_the_swapped_loss(tmp_path):
     messages = []
-    metrics = classification.train_run(tiny_config(weight=2.0, select_on_swapped=True), generate_labeled(40, seed=1),
+    metrics = classification.train_run(tiny_config(weight=2.0), generate_labeled(40, seed=1),
                                        generate_labeled(10, seed=2), tmp_path, progress=False, log=messages.append)
     history = json.loads((tmp_path / "history.json").read_text())
     assert metrics["training"]["best_metric"] == "val_swapped_loss"
@@ -153,8 +153,8 @@ def test_a_masked_classifier_run_selects_on_the_swapped_loss_when_asked(tmp_path
     assert any(message.startswith("selection: val_swapped_loss") for message in messages)
 
 
-def test_by_default_a_masked_run_reports_the_swapped_loss_and_selects_on_val_loss(tmp_path):
-    metrics = classification.train_run(tiny_config(weight=2.0), generate_labeled(40, seed=1),
+def test_with_the_option_off_a_masked_run_reports_the_swapped_loss_and_selects_on_val_loss(tmp_path):
+    metrics = classification.train_run(tiny_config(weight=2.0, select_on_swapped=False), generate_labeled(40, seed=1),
                                        generate_labeled(10, seed=2), tmp_path, progress=False, log=lambda m: None)
     history = json.loads((tmp_path / "history.json").read_text())
     assert metrics["training"]["best_metric"] == "val_loss"

@@ -91,6 +91,7 @@ def _classifier_setup(args):
     import numpy as np
 
     from seq2seq.models.classifier import Classifier
+    from seq2seq.runs.classification import ClassifierModelConfig
 
     rng = np.random.default_rng(args.seed)
     ids = _padded_ids(rng, args.batch_size, args.length, args.vocab_size)
@@ -98,7 +99,7 @@ def _classifier_setup(args):
     labels = rng.integers(0, 2, args.batch_size).astype(np.int32)
     models = _three(Classifier, args, keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                     vocab_size=args.vocab_size, num_classes=2, embed_dim=args.units, units=args.units,
-                    bidirectional=True)
+                    bidirectional=True, saliency_reduction=ClassifierModelConfig().saliency_reduction)
     return models, ((ids, annotation), labels)
 
 

@@ -159,8 +159,8 @@ class TrainingConfig:
     strategy: str = "none"
     # Classifier with masked data: validation is also scored on texts whose mask-0 words are swapped
     # for other mask-0 words of the training set (`seq2seq.shortcut_validation`); true = select (early
-    # stopping, best checkpoint) on that loss instead of val_loss. Off by default: on the decoy recipe
-    # it cost the penalised model 3.4 points of random-decoy accuracy (docs/classifier.md).
+    # stopping, best checkpoint) on that loss instead of val_loss. The classifier's default is true
+    # (`seq2seq.runs.classification.CLASSIFIER_TRAINING`); translator runs leave it false.
     select_on_swapped: bool = False
 
     def __post_init__(self):
