@@ -117,7 +117,6 @@ def test_translation_scores_length_ratio_and_placeholders():
     assert plain["length_ratio"] == 0.75 and plain["placeholder_rate"] is None
 
 
-
 # ----------------------------------------------------------------------------- sides stubbed
 
 

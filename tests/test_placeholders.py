@@ -112,6 +112,16 @@ def test_placeholder_rate_counts_sentences_with_placeholders_only():
         placeholders.placeholder_rate(["a", "b"], ["a"])
 
 
+def test_placeholder_rate_compares_multisets():
+    # Moved from bench quality's own copy of this rate, now removed.
+    sources = ["%s: %s", "{0} of {1}", "%1$d items", "%(name)s is here", "no placeholder", "50%% done"]
+    outputs = ["%s : %s", "{1} de {0}", "%d éléments", "%(name)s est là", "pas de %s", "50 % fait"]
+    # kept: "%s: %s" (same multiset), "{0} of {1}" (reordered), "%(name)s"; lost: "%1$d", "%%".
+    assert placeholders.placeholder_rate(sources, outputs) == (3 / 5, 5)
+    assert placeholders.placeholder_rate(sources[:4], outputs[:4]) == (3 / 4, 4)
+    assert placeholders.placeholder_rate(["Quit"], ["Quitter"]) == (None, 0)
+
+
 def test_the_module_imports_no_tensorflow():
     code = "import sys, seq2seq.placeholders; print('tensorflow' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
