@@ -15,7 +15,7 @@ import tensorflow as tf
 from keras import ops
 
 from seq2seq.layers.attention import FeedForwardAttention
-from seq2seq.layers.encoder import LSTMEncoder, resolve_use_cudnn
+from seq2seq.layers.encoder import LSTMEncoder, resolve_fused_sequence, resolve_use_cudnn
 from seq2seq.models.base import SaliencyModel
 from seq2seq.tokens import PAD_ID
 
@@ -79,10 +79,13 @@ class Classifier(SaliencyModel):
             if shared is None:
                 self.source_embedding = keras.layers.Embedding(
                     vocab_size, embed_dim, mask_zero=True, name="source_embedding")
-                self.encoder = LSTMEncoder(units, encoder_layers, self.bidirectional, self.dropout,
-                                           self.use_cudnn, name="encoder")
+                self.encoder = LSTMEncoder(
+                    units, encoder_layers, self.bidirectional, self.dropout, self.use_cudnn,
+                    resolve_fused_sequence(self.use_cudnn, self.needs_second_derivative), name="encoder")
             else:
                 self.source_embedding, self.encoder = shared
+                if self.needs_second_derivative:  # a shared translator encoder differentiates twice here
+                    self.encoder.fused_sequence = False
             self.pooling = FeedForwardAttention(return_attention=True, name="attention_pooling")
             self.classifier_head = keras.layers.Dense(num_classes, name="classifier_head")
             self.dropout_layer = keras.layers.Dropout(self.dropout)

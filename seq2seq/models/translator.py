@@ -21,7 +21,8 @@ import tensorflow as tf
 from keras import ops
 
 from seq2seq.layers.attention import SourceAttention
-from seq2seq.layers.encoder import LSTMEncoder, resolve_use_cudnn
+from seq2seq.layers.encoder import LSTMEncoder, resolve_fused_sequence, resolve_use_cudnn
+from seq2seq.layers.lstm_sequence import run_lstm_layer
 from seq2seq.models.base import SaliencyModel
 from seq2seq.tokens import PAD_ID
 
@@ -128,6 +129,8 @@ class Translator(SaliencyModel):
         self.memory_embeddings = bool(memory_embeddings)
         self.dropout = float(dropout)
         self.use_cudnn = resolve_use_cudnn(use_cudnn, self.needs_second_derivative)
+        # Not saved: follows from the penalty and the machine.
+        self.fused_sequence = resolve_fused_sequence(self.use_cudnn, self.needs_second_derivative)
         self.project_real_only = bool(project_real_only)
 
         with self.sublayer_dtype_policy():
@@ -136,7 +139,7 @@ class Translator(SaliencyModel):
             self.target_embedding = keras.layers.Embedding(
                 self.target_vocab_size, embed_dim, mask_zero=True, name="target_embedding")
             self.encoder = LSTMEncoder(units, encoder_layers, self.bidirectional, self.dropout,
-                                       self.use_cudnn, name="encoder")
+                                       self.use_cudnn, self.fused_sequence, name="encoder")
             self.decoder_units = self.encoder.output_dim
             self.decoder_lstms = [
                 keras.layers.LSTM(self.decoder_units, return_sequences=True, return_state=True,
@@ -234,8 +237,10 @@ class Translator(SaliencyModel):
         for i, lstm in enumerate(self.decoder_lstms):
             if i:
                 decoder_out = self.dropout_layer(decoder_out, training=training)
-            decoder_out, _, _ = lstm(decoder_out, initial_state=list(decoder_states[i]),
-                                     training=training)
+            if self.fused_sequence:
+                decoder_out, _, _ = run_lstm_layer(lstm, decoder_out, initial_state=decoder_states[i])
+            else:
+                decoder_out, _, _ = lstm(decoder_out, initial_state=list(decoder_states[i]), training=training)
         context, attention = self.attention(decoder_out, memory, memory_mask=source_mask)
         return self._combine(decoder_out, context, training), attention
 
