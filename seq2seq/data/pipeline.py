@@ -211,15 +211,22 @@ def word_end_bytes(text: str) -> list[int]:
 
 
 def _encoded_dataset(columns: dict, encode, training: bool, seed: int) -> tf.data.Dataset:
-    """Slices the columns, shuffles when training, encodes in batches, unbatches."""
+    """Slices the columns, encodes them in batches once (cached), shuffles when training.
+
+    The first pass encodes and caches the examples; every later pass (epoch)
+    reads the cache, so tokenizing costs once per run, not once per epoch.
+    The shuffle holds every example, so its order depends only on `seed` and
+    the pass, as when it shuffled the texts before encoding them.
+    """
     if not len(columns["source"]):
         raise UserError("no examples to build a dataset from; check that the corpus is not empty")
     dataset = tf.data.Dataset.from_tensor_slices(columns)
-    if training:
-        dataset = dataset.shuffle(len(columns["source"]), seed=seed)
     dataset = dataset.batch(ENCODE_BATCH_SIZE).map(encode, num_parallel_calls=encode_parallel_calls())
     # Unbatched ragged rows are 1-D RaggedTensorSpecs; padded_batch wants plain tensors.
-    return dataset.unbatch().map(lambda example: {k: tf.identity(v) for k, v in example.items()})
+    dataset = dataset.unbatch().map(lambda example: {k: tf.identity(v) for k, v in example.items()}).cache()
+    if training:
+        dataset = dataset.shuffle(len(columns["source"]), seed=seed)
+    return dataset
 
 
 def encode_parallel_calls() -> int | None:
