@@ -69,6 +69,11 @@ DEFAULT_LENGTH_PENALTY = 0.6
 
 _NEG = -1e9  # log-probability of an impossible token or an empty slot
 _VALID = _NEG / 2  # any real log-probability sum is above this
+# A decoding step calls the model on a multiple of this many input rows, done ones filling the last
+# bucket: 1,000 test sentences, beam 4, batches of 64, peak RSS 729 MB against 868 MB with 1 (one
+# shape per live count), the same sentences/s; 64 (never dropping done rows) 705 MB but 15% slower
+# (docs/performance.md).
+ROW_BUCKET = 16
 _COVERAGE_FLOOR = 1e-6  # the attention a never-attended source position counts as (log: -13.8)
 
 
@@ -289,17 +294,24 @@ class Search:
         """One decoding step for the rows still searching; done rows are left out of the model call.
 
         Rows finish at different steps (sentences of different lengths in one
-        batch); the model runs on the live ones only (gathered, then scattered
-        back), so a batch costs the sum of its rows' steps rather than its
-        longest row's steps times its size.
+        batch); the model runs on the live ones (gathered, then scattered
+        back), padded with done ones to a multiple of `ROW_BUCKET` rows, so a
+        batch costs about the sum of its rows' steps rather than its longest
+        row's steps times its size.
         """
         batch = tf.shape(loop.rows.done)[0]
         live = tf.cast(tf.where(~loop.rows.done)[:, 0], tf.int32)  # [live]
-        slots = tf.reshape(live[:, None] * self.width + tf.range(self.width), [-1])  # [live * width]
-        rows = _gather_rows(loop.rows, live, slots)
-        sources = {k: tf.gather(v, live) for k, v in source_state.items()}
-        rows, records = self._extend(step_fn, rows, sources, loop.step, rules.of_rows(live), rank,
-                                     coverage.of_rows(live))
+        count = tf.size(live)
+        # Done rows pad the call to a multiple of ROW_BUCKET rows (their results are dropped): the
+        # model then meets a few batch shapes, not one per live count, and oneDNN keeps kernels per shape.
+        called = tf.argsort(tf.cast(loop.rows.done, tf.int32), stable=True)[
+            :tf.minimum(batch, -(-count // ROW_BUCKET) * ROW_BUCKET)]  # [called]: `live` first
+        rows = _gather_rows(loop.rows, called, self._slots(called))
+        sources = {k: tf.gather(v, called) for k, v in source_state.items()}
+        rows, records = self._extend(step_fn, rows, sources, loop.step, rules.of_rows(called), rank,
+                                     coverage.of_rows(called))
+        rows, records = _first_rows(rows, count, self.width), tf.nest.map_structure(lambda r: r[:count], records)
+        slots = self._slots(live)
         return _Loop(
             step=loop.step + 1,
             rows=_scatter_rows(loop.rows, rows, live, slots),
@@ -308,6 +320,10 @@ class Search:
                 for history, record in zip(loop.history, records)
             )),
         )
+
+    def _slots(self, rows):
+        """[rows] input rows -> [rows * width] their hypotheses' slots."""
+        return tf.reshape(rows[:, None] * self.width + tf.range(self.width), [-1])
 
     def _extend(self, step_fn, rows, sources, step, rules, rank, coverage):
         """Runs the model once on `rows` (all live) and extends, finishes and reselects their hypotheses.
@@ -740,6 +756,12 @@ def _gather_rows(rows: _Rows, live, slots) -> _Rows:
     """The `live` input rows of `rows`; `model_state` by hypothesis (`slots`)."""
     per_row = tf.nest.map_structure(lambda x: tf.gather(x, live), rows._replace(model_state={}))
     return per_row._replace(model_state={k: tf.gather(v, slots) for k, v in rows.model_state.items()})
+
+
+def _first_rows(rows: _Rows, count, width) -> _Rows:
+    """The first `count` input rows of `rows` (`model_state`: their `count * width` hypotheses)."""
+    per_row = tf.nest.map_structure(lambda x: x[:count], rows._replace(model_state={}))
+    return per_row._replace(model_state={k: v[:count * width] for k, v in rows.model_state.items()})
 
 
 def _scatter_rows(rows: _Rows, updates: _Rows, live, slots) -> _Rows:

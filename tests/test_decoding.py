@@ -205,13 +205,31 @@ class RowCountingTree(TreeModel):
 
 
 @pytest.mark.parametrize("beam_size", [1, 2])
-def test_rows_that_are_done_leave_the_model_call(beam_size):
+def test_rows_that_are_done_leave_the_model_call(beam_size, monkeypatch):
+    monkeypatch.setattr(decoding, "ROW_BUCKET", 1)
     # ABC's row is done by step 3 at the latest; FOREVER's runs to max_length.
     model = RowCountingTree(ABC, FOREVER, ABC, max_length=6)
     result = model.greedy() if beam_size == 1 else model.beam(beam_size)
     assert as_strings(result.token_ids)[1] == "aaaaaa"
     assert model.rows[0] == 3 * beam_size and model.rows[-1] == beam_size
     assert model.rows == sorted(model.rows, reverse=True)
+
+
+@pytest.mark.parametrize("beam_size", [1, 2])
+def test_done_rows_fill_the_model_call_to_whole_row_buckets_without_changing_any_result(beam_size, monkeypatch):
+    # Five rows: the two ABC ones end after 4 steps, the three FOREVER ones run to max_length.
+    trees = (ABC, FOREVER, ABC, FOREVER, FOREVER)
+    results = {}
+    for bucket in (1, 2):
+        monkeypatch.setattr(decoding, "ROW_BUCKET", bucket)
+        model = RowCountingTree(*trees, max_length=6)
+        results[bucket] = model.greedy() if beam_size == 1 else model.beam(beam_size)
+        calls = model.rows
+    # Live rows go 5 -> 3: with buckets of 2 rows, 5 (all there are) and then 4 rows are called.
+    assert calls[0] == 5 * beam_size and calls[-1] == 4 * beam_size
+    assert set(calls) == {5 * beam_size, 4 * beam_size}
+    for field in decoding.DecodeResult._fields:
+        np.testing.assert_array_equal(getattr(results[1], field), getattr(results[2], field))
 
 
 def test_the_vocabulary_size_stays_static_under_a_dynamic_batch(monkeypatch):
