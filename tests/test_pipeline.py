@@ -268,3 +268,32 @@ def test_classification_dataset_without_masks(tokenizer):
 def test_encode_sources_matches_the_dataset(tokenizer, processor):
     ids = encode_sources(tf.constant(SOURCES[:20]), tokenizer, CONFIG.max_source_len)
     assert [tuple(row) for row in ids.to_list()] == [_expected_example(processor, s, "")[0] for s in SOURCES[:20]]
+
+
+class CountingTokenizer:
+    """`tokenizer` with a counter of the strings it tokenizes (in the graph, through tf.py_function)."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer, self.strings = tokenizer, 0
+
+    def _count(self, strings):
+        def add(n):
+            self.strings += int(n)
+            return n
+
+        return tf.py_function(add, [tf.size(strings)], tf.int32)
+
+    def tokenize(self, strings):
+        with tf.control_dependencies([self._count(strings)]):
+            return self.tokenizer.tokenize(tf.identity(strings))
+
+
+def test_examples_are_tokenized_once_however_many_epochs_are_read(tokenizer):
+    counting = CountingTokenizer(tokenizer)
+    dataset = make_translation_dataset(SOURCES, TARGETS, counting, CONFIG, training=True, seed=7)
+    epochs = [list(dataset.as_numpy_iterator()) for _ in range(3)]
+    assert counting.strings == 2 * len(SOURCES)  # sources and targets, once
+    targets = [sorted(row for _, target_out in epoch for row in _rows(target_out)) for epoch in epochs]
+    assert targets[0] == targets[1] == targets[2]  # every epoch reads every example
+    # ... in another order: each epoch still reshuffles.
+    assert epochs[0][0][1].tolist() != epochs[1][0][1].tolist()
