@@ -72,9 +72,11 @@ def build_config(args) -> RunConfig:
 def main(argv=None) -> int:
     from seq2seq.cli.quiet import import_tensorflow_quietly
     from seq2seq.errors import UserError
+    from seq2seq.memory import limit_malloc_arenas
 
     args = parse_args(argv)
     out = args.out or f"runs/en-{args.target}{'-quick' if args.quick else ''}"
+    limit_malloc_arenas()  # before TensorFlow's threads, as the `seq2seq` command does
     try:
         import_tensorflow_quietly()
         return run(build_config(args), out)
