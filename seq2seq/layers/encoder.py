@@ -54,9 +54,10 @@ class LSTMEncoder(keras.layers.Layer):
             False when training differentiates twice (saliency penalty):
             cuDNN kernels have no second derivative.
         fused_sequence: run each LSTM as `lstm_sequence` (one op per
-            sequence, hand-written first derivative; ~1.25x Keras' loop on
-            CPU) instead of calling the Keras layer. Must be False when
-            training differentiates twice (`resolve_fused_sequence`).
+            sequence, hand-written first derivative; faster than Keras' loop
+            on CPU, docs/performance.md) instead of calling the Keras layer.
+            Must be False when training differentiates twice
+            (`resolve_fused_sequence`).
 
     Call args:
         inputs: [batch, time, features].
