@@ -129,8 +129,6 @@ class Translator(SaliencyModel):
         self.memory_embeddings = bool(memory_embeddings)
         self.dropout = float(dropout)
         self.use_cudnn = resolve_use_cudnn(use_cudnn, self.needs_second_derivative)
-        # Not saved: follows from the penalty and the machine.
-        self.fused_sequence = resolve_fused_sequence(self.use_cudnn, self.needs_second_derivative)
         self.project_real_only = bool(project_real_only)
 
         with self.sublayer_dtype_policy():
@@ -138,8 +136,9 @@ class Translator(SaliencyModel):
                 vocab_size, embed_dim, mask_zero=True, name="source_embedding")
             self.target_embedding = keras.layers.Embedding(
                 self.target_vocab_size, embed_dim, mask_zero=True, name="target_embedding")
-            self.encoder = LSTMEncoder(units, encoder_layers, self.bidirectional, self.dropout,
-                                       self.use_cudnn, self.fused_sequence, name="encoder")
+            self.encoder = LSTMEncoder(
+                units, encoder_layers, self.bidirectional, self.dropout, self.use_cudnn,
+                resolve_fused_sequence(self.use_cudnn, self.needs_second_derivative), name="encoder")
             self.decoder_units = self.encoder.output_dim
             self.decoder_lstms = [
                 keras.layers.LSTM(self.decoder_units, return_sequences=True, return_state=True,
@@ -176,6 +175,12 @@ class Translator(SaliencyModel):
     def decoder_input_dim(self):
         """Features the first decoder LSTM reads per step: the embedding (+ the fed attentional state)."""
         return self.embed_dim + (self.decoder_units if self.input_feeding else 0)
+
+    @property
+    def fused_sequence(self) -> bool:
+        """Whether the decoder LSTMs, like the encoder's, train through `lstm_sequence` (not saved:
+        it follows from the penalty and the machine, `resolve_fused_sequence`)."""
+        return self.encoder.fused_sequence
 
     def get_build_config(self):
         return {"input_shape": None}  # `build` needs no shapes
