@@ -300,12 +300,12 @@ class Search:
         row's steps times its size.
         """
         batch = tf.shape(loop.rows.done)[0]
-        live = tf.cast(tf.where(~loop.rows.done)[:, 0], tf.int32)  # [live]
-        count = tf.size(live)
+        count = tf.reduce_sum(tf.cast(~loop.rows.done, tf.int32))
         # Done rows pad the call to a multiple of ROW_BUCKET rows (their results are dropped): the
         # model then meets a few batch shapes, not one per live count, and oneDNN keeps kernels per shape.
         called = tf.argsort(tf.cast(loop.rows.done, tf.int32), stable=True)[
-            :tf.minimum(batch, -(-count // ROW_BUCKET) * ROW_BUCKET)]  # [called]: `live` first
+            :tf.minimum(batch, -(-count // ROW_BUCKET) * ROW_BUCKET)]  # [called]: live rows first, in order
+        live = called[:count]  # [live]
         rows = _gather_rows(loop.rows, called, self._slots(called))
         sources = {k: tf.gather(v, called) for k, v in source_state.items()}
         rows, records = self._extend(step_fn, rows, sources, loop.step, rules.of_rows(called), rank,
