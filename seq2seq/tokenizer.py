@@ -4,8 +4,9 @@ Every model the kit trains reserves the ids of `seq2seq.tokens`: pad=0,
 unk=1, start=2, end=3, so `Embedding(mask_zero=True)` and the masked losses
 work on its output unchanged; the next ids (4-19) are the placeholder tokens
 "｟0｠" .. "｟15｠" of `seq2seq.placeholders` (SentencePiece
-`user_defined_symbols`: always one piece each). `SentencePieceTokenizer` runs the model inside
-TensorFlow graphs (tf.data maps, tf.functions, exported SavedModels).
+`user_defined_symbols`: always one piece each). `SentencePieceTokenizer` runs the model eagerly
+through the `sentencepiece` library and inside TensorFlow graphs (tf.functions, exported
+SavedModels) through tensorflow-text, which it imports only when a graph first needs it.
 
     path = train_sentencepiece(["corpus.tsv"], "out", vocab_size=8000)
     tokenizer = SentencePieceTokenizer.from_file(path)
@@ -20,6 +21,7 @@ import shutil
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+import numpy as np
 import tensorflow as tf
 
 from seq2seq import tokens
@@ -232,25 +234,29 @@ def _explain_trainer_error(message: str, vocab_size: int, n_sentences: int) -> s
 
 
 class SentencePieceTokenizer(tf.Module):
-    """A SentencePiece model as a `tf.Module`, usable in tf.data and SavedModels.
+    """A SentencePiece model as a `tf.Module`: the same ids eagerly and in graphs.
 
-    Holds the serialized model proto; the underlying
-    `tensorflow_text.SentencepieceTokenizer` is tracked, so a tf.Module that
-    stores this tokenizer as an attribute exports it with its functions.
+    Called eagerly, the methods run the `sentencepiece` library on the host
+    and return TensorFlow values; traced in a graph (tf.function, SavedModel),
+    they run `tensorflow_text.SentencepieceTokenizer`, built on the first
+    trace and tracked, so a tf.Module that stores this tokenizer exports it
+    with its functions. Training and decoding therefore never load
+    tensorflow-text (~0.12 GB resident); exporting does. Both paths give the
+    same ids, offsets and strings (tests/test_tokenizer.py).
     No start or end token is added by `tokenize`: the pipeline adds them.
     """
 
     def __init__(self, model_proto: bytes, name: str | None = None):
         super().__init__(name=name)
         import sentencepiece
-        import tensorflow_text
 
         processor = sentencepiece.SentencePieceProcessor(model_proto=model_proto)
         _check_reserved_pieces(processor)
         self.model_proto = model_proto
+        self._processor = processor
         self._vocab_size = processor.get_piece_size()
         self._pieces = tuple(processor.id_to_piece(i) for i in range(self._vocab_size))
-        self._sentencepiece = tensorflow_text.SentencepieceTokenizer(model=model_proto)
+        self._sentencepiece = None  # tensorflow_text's op, made when a graph first needs it
 
     @classmethod
     def from_file(cls, path: str | os.PathLike) -> "SentencePieceTokenizer":
@@ -284,7 +290,12 @@ class SentencePieceTokenizer(tf.Module):
         Returns:
             tf.RaggedTensor int32 [batch, None], without start or end tokens.
         """
-        return self._run("tokenize", strings)
+        texts = _host_texts(strings)
+        if texts is None:
+            return self._in_graph().tokenize(strings)
+        ids = self._processor.encode(texts)
+        return tf.RaggedTensor.from_row_lengths(
+            np.fromiter((i for row in ids for i in row), np.int32), np.fromiter(map(len, ids), np.int64, len(ids)))
 
     def tokenize_with_offsets(self, strings):
         """Like `tokenize`, with each piece's byte span in the input string.
@@ -297,7 +308,17 @@ class SentencePieceTokenizer(tf.Module):
             word-boundary marker included (so a word's first piece starts at
             the whitespace before the word).
         """
-        return self._run("tokenize_with_offsets", strings)
+        texts = _host_texts(strings)
+        if texts is None:
+            return self._in_graph().tokenize_with_offsets(strings)
+        protos = self._processor.encode(texts, out_type="proto")
+        lengths = np.fromiter((len(proto.pieces) for proto in protos), np.int64, len(protos))
+
+        def column(field, dtype):
+            values = np.fromiter((getattr(piece, field) for proto in protos for piece in proto.pieces), dtype)
+            return tf.RaggedTensor.from_row_lengths(values, lengths)
+
+        return column("id", np.int32), column("begin", np.int64), column("end", np.int64)
 
     def detokenize(self, ids):
         """Piece ids to strings; stops at the first end token, drops pad and start.
@@ -313,34 +334,48 @@ class SentencePieceTokenizer(tf.Module):
         is_end = tf.cast(tf.equal(ids, tokens.END_ID), tf.int32)
         before_end = tf.equal(tf.cumsum(is_end, axis=1), 0)
         kept = before_end & tf.not_equal(ids, tokens.PAD_ID) & tf.not_equal(ids, tokens.START_ID)
-        return self._run("detokenize", tf.ragged.boolean_mask(ids, kept))
-
-    def _run(self, method: str, *args):
-        """Calls the tensorflow-text tokenizer, rebuilding its eager resource if it was dropped.
-
-        `tf.random.set_seed` (and `keras.utils.set_random_seed`) clears
-        TensorFlow's eager kernel cache, which owns the SentencePiece resource
-        made in eager mode; the next eager call then fails with NotFoundError.
-        Graphs (tf.data, tf.function, SavedModels) make their own resource and
-        are unaffected.
-        """
-        try:
-            return getattr(self._sentencepiece, method)(*args)
-        except tf.errors.NotFoundError:
-            if not tf.executing_eagerly():
-                raise
-            import tensorflow_text
-
-            self._sentencepiece = tensorflow_text.SentencepieceTokenizer(model=self.model_proto)
-            return getattr(self._sentencepiece, method)(*args)
+        rows = tf.ragged.boolean_mask(ids, kept)
+        if not tf.executing_eagerly():
+            return self._in_graph().detokenize(rows)
+        rows = rows.to_list()
+        return tf.constant(self._processor.decode(rows) if rows else [], tf.string, shape=[len(rows)])
 
     def id_to_piece(self, ids):
         """Ids (any shape, int) to their pieces (same shape, tf.string); graph-safe."""
-        return self._run("id_to_string", tf.cast(ids, tf.int32))
+        if not tf.executing_eagerly():
+            return self._in_graph().id_to_string(tf.cast(ids, tf.int32))
+        ids = np.asarray(ids.numpy() if isinstance(ids, tf.Tensor) else ids, np.int64)
+        if ids.size and (ids.min() < 0 or ids.max() >= self._vocab_size):
+            raise ValueError(f"Expected ids in [0, {self._vocab_size}). Received: ids from {ids.min()} to {ids.max()}")
+        return tf.constant(np.asarray(self._pieces, object)[ids] if ids.size else np.zeros(ids.shape, object),
+                           tf.string, shape=ids.shape)
 
     def piece_to_id(self, pieces):
-        """Pieces (any shape, tf.string) to their ids (same shape, int32); graph-safe."""
-        return self._run("string_to_id", pieces)
+        """Pieces (any shape, tf.string) to their ids (same shape, int32; unknown pieces: UNK_ID); graph-safe."""
+        if not tf.executing_eagerly():
+            return self._in_graph().string_to_id(pieces)
+        pieces = np.asarray(tf.convert_to_tensor(pieces, tf.string).numpy(), object)
+        found = [self._processor.piece_to_id(piece.decode("utf-8")) for piece in pieces.reshape(-1)]
+        return tf.constant(np.asarray(found, np.int32).reshape(pieces.shape))
+
+    def _in_graph(self):
+        """tensorflow_text's tokenizer of this model, built once (outside any graph being traced)."""
+        if self._sentencepiece is None:
+            import tensorflow_text
+
+            with tf.init_scope():
+                self._sentencepiece = tensorflow_text.SentencepieceTokenizer(model=self.model_proto)
+        return self._sentencepiece
+
+
+def _host_texts(strings) -> list[bytes] | None:
+    """A [batch] of strings as a list of bytes when running eagerly; None in a graph."""
+    if not tf.executing_eagerly():
+        return None
+    strings = tf.convert_to_tensor(strings, tf.string)
+    if strings.shape.rank != 1:
+        raise ValueError(f"Expected a [batch] vector of strings. Received: shape={strings.shape}")
+    return list(strings.numpy())
 
 
 def _check_reserved_pieces(processor) -> None:

@@ -13,7 +13,6 @@ from seq2seq import tokens
 from seq2seq.data.batching import BatchingConfig, real_token_fraction
 from seq2seq.data.generated import generate_labeled, generate_pairs, generate_sentences
 from seq2seq.data.pipeline import (
-    encode_parallel_calls,
     encode_sources,
     expected_real_token_fraction,
     make_classification_dataset,
@@ -164,9 +163,7 @@ def op_determinism():
         tf_config.disable_op_determinism()
 
 
-def test_encoding_runs_sequentially_under_op_determinism_with_the_same_batches(tokenizer, batches, op_determinism):
-    # TensorFlow would rewrite the parallel map into a sequential one (and log an E0000 line about it).
-    assert encode_parallel_calls() is None
+def test_op_determinism_gives_the_same_batches(tokenizer, batches, op_determinism):
     dataset = make_translation_dataset(SOURCES, TARGETS, tokenizer, CONFIG, training=True, seed=7)
     again = list(dataset.as_numpy_iterator())
     assert len(again) == len(batches)
@@ -174,10 +171,6 @@ def test_encoding_runs_sequentially_under_op_determinism_with_the_same_batches(t
         np.testing.assert_array_equal(source, source2)
         np.testing.assert_array_equal(target_in, target_in2)
         np.testing.assert_array_equal(target_out, target_out2)
-
-
-def test_encoding_runs_in_parallel_otherwise():
-    assert encode_parallel_calls() == tf.data.AUTOTUNE
 
 
 # --------------------------------------------------------------------------- annotations

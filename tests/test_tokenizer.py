@@ -1,4 +1,6 @@
 import os
+import subprocess
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -122,7 +124,57 @@ def test_output_that_is_a_file_is_refused(tmp_path):
         train_sentencepiece_from_sentences(SENTENCES, tmp_path / "taken", vocab_size=40)
 
 
-# --------------------------------------------------------------------------- in-graph tokenizer
+# --------------------------------------------------------------------------- the tokenizer, eager and in graph
+
+# Strings where eager (the sentencepiece library) and graph (tensorflow-text) paths could part:
+# unknown and multi-byte characters, odd whitespace, placeholder tokens, an empty string.
+TRICKY = ["bata \u00e9\u00e9 kivi", "  sunel\talfa   grumok ", RESERVED_TOKENS[0] + " munta " + RESERVED_TOKENS[3], "",
+          "\u65e5\u672c munta"]
+
+
+def test_eager_calls_match_the_in_graph_op(tokenizer):
+    strings = tf.constant(SENTENCES[:40] + TRICKY)
+    in_graph = tf.function(lambda s: tokenizer.tokenize_with_offsets(s))
+    for eager, graph in zip(tokenizer.tokenize_with_offsets(strings), in_graph(strings)):
+        assert eager.dtype == graph.dtype and eager.to_list() == graph.to_list()
+    assert tokenizer.tokenize(strings).to_list() == tf.function(tokenizer.tokenize)(strings).to_list()
+    ids = tokenizer.tokenize(strings).to_tensor()
+    assert _decode(tokenizer.detokenize(ids)) == _decode(tf.function(tokenizer.detokenize)(ids))
+    every_id = tf.range(tokenizer.vocab_size)
+    pieces = tokenizer.id_to_piece(every_id)
+    assert _decode(pieces) == _decode(tf.function(tokenizer.id_to_piece)(every_id)) == list(tokenizer.pieces)
+    queries = tf.constant([list(tokenizer.pieces[:6]), ["\u2581nonesuch"] * 6])
+    assert tokenizer.piece_to_id(queries).numpy().tolist() == tf.function(tokenizer.piece_to_id)(queries).numpy().tolist()
+    assert tokenizer.piece_to_id(queries).numpy().tolist() == [list(range(6)), [tokens.UNK_ID] * 6]
+
+
+def test_eager_calls_refuse_other_shapes_and_bad_ids(tokenizer):
+    with pytest.raises(ValueError, match=r"\[batch\] vector of strings"):
+        tokenizer.tokenize(tf.constant("one string"))
+    with pytest.raises(ValueError, match=f"ids in \\[0, {tokenizer.vocab_size}\\)"):
+        tokenizer.id_to_piece(tf.constant([tokenizer.vocab_size]))
+
+
+def test_eager_use_does_not_load_tensorflow_text(model_path):
+    # Building a training dataset (masks included) and decoding ids stay on the sentencepiece library.
+    script = (
+        "import sys, tensorflow as tf\n"
+        "from seq2seq.tokenizer import SentencePieceTokenizer\n"
+        "from seq2seq.data.batching import BatchingConfig\n"
+        "from seq2seq.data.pipeline import make_classification_dataset, make_translation_dataset\n"
+        f"tokenizer = SentencePieceTokenizer.from_file({str(model_path)!r})\n"
+        "texts = ['bata kivi munta', 'sunel alfa']\n"
+        "config = BatchingConfig(max_source_len=8, max_target_len=8, tokens_per_batch=64)\n"
+        "list(make_translation_dataset(texts, texts, tokenizer, config))\n"
+        "list(make_classification_dataset(texts, [0, 1], tokenizer, config, masks=[[1, 0, 1], [0, 1]]))\n"
+        "print(tokenizer.detokenize(tokenizer.tokenize(texts)).numpy()[0].decode())\n"
+        "print('tensorflow_text' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split("\n")[:2] == ["bata kivi munta", "False"]
+
 
 
 def test_round_trip(tokenizer):
@@ -250,7 +302,8 @@ def _write(path: Path, data: bytes) -> Path:
 
 
 def test_tokenizer_survives_seeding_after_creation():
-    # tf.random.set_seed clears the eager kernel cache that owns the SentencePiece resource.
+    # tf.random.set_seed clears the eager kernel cache, which owned tensorflow-text's resource
+    # when eager calls ran it; they run the sentencepiece library now, and must keep working.
     tokenizer = SentencePieceTokenizer.from_file(REPO / "tokenizers" / "generated.model")
     before = tokenizer.tokenize([SENTENCES[0]]).to_list()
     tf.random.set_seed(7)

@@ -68,7 +68,7 @@ def register(subparsers) -> None:
     _add_model_argument(export)
     export.add_argument("--out", required=True, metavar="DIR",
                         help="directory of the SavedModel (required; must not exist, or be empty)")
-    export.set_defaults(handler=run_export)
+    export.set_defaults(handler=run_export, with_tensorflow_text=True)  # the SavedModel tokenizes in graph
 
 
 def _register_train(commands) -> None:

@@ -5,9 +5,9 @@ function that adds its parser and sets `handler=` to a function taking the
 parsed arguments and returning an exit code. Heavy imports (TensorFlow) happen
 inside the handlers, so `seq2seq --help` answers at once; before a handler
 runs, TensorFlow is started with its start-up noise hidden, unless the
-subcommand set `without_tensorflow=True`; tensorflow-text with it, unless the
-subcommand set `without_tensorflow_text=True` (it then imports it itself if it
-finds it needs it, see `seq2seq.cli.quiet`).
+subcommand set `without_tensorflow=True`; tensorflow-text with it only if the
+subcommand set `with_tensorflow_text=True` (the exports: the tokenizer runs the
+`sentencepiece` library everywhere else, see `seq2seq.tokenizer`).
 """
 
 import argparse
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if not getattr(args, "without_tensorflow", False):
-            import_tensorflow_quietly(text=not getattr(args, "without_tensorflow_text", False))
+            import_tensorflow_quietly(text=getattr(args, "with_tensorflow_text", False))
         return int(args.handler(args) or 0)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -3,7 +3,7 @@
 TensorFlow 2.21 writes oneDNN, CUDA-driver and cuInit messages to file
 descriptor 2 before its logger is configured, so `TF_CPP_MIN_LOG_LEVEL` alone
 does not silence them; importing tensorflow-text writes the oneDNN line again.
-The CLI imports TensorFlow (and tensorflow-text) and initialises the devices
+The CLI imports TensorFlow (and, to export, tensorflow-text) and initialises the devices
 with descriptor 2 pointed at a temporary file; if that fails, the captured text
 is replayed so the error is not lost.
 
@@ -32,12 +32,12 @@ import tempfile
 DEFERRED_IMPORTS = ("keras", "jax")
 
 
-def import_tensorflow_quietly(*, text: bool = True) -> None:
+def import_tensorflow_quietly(*, text: bool = False) -> None:
     """Imports tensorflow (without Keras and JAX) and, if `text`, tensorflow_text, hiding their start-up output.
 
-    Idempotent: what is imported already is not imported again, so a command
-    may start with `text=False` and call again with `text=True` when it finds
-    it needs tensorflow-text.
+    Idempotent: what is imported already is not imported again. Only exports
+    need tensorflow-text (`seq2seq.tokenizer` imports it when a graph first
+    tokenizes, if no one has).
     """
     need_tensorflow = "tensorflow" not in sys.modules
     need_text = text and "tensorflow_text" not in sys.modules

@@ -40,7 +40,7 @@ def register(subparsers) -> None:
     _add_sampling_arguments(translate)
     _add_strict_argument(translate, "writes an empty line for it")
     # A run's cached decoding graph needs neither tensorflow-text nor Keras (seq2seq.runs.decode_cache).
-    translate.set_defaults(handler=run_translate, without_tensorflow_text=True)
+    translate.set_defaults(handler=run_translate)
 
     evaluate = subparsers.add_parser("evaluate", help="BLEU, chrF and exact match on a TSV corpus, as JSON")
     _add_model_argument(evaluate)
@@ -69,7 +69,7 @@ def register(subparsers) -> None:
                         help="directory of the SavedModel (required; must not exist, or be empty)")
     # No --batch-size: an export translates whatever batch its caller passes.
     _add_decoding_arguments(export, batch_size=False)
-    export.set_defaults(handler=run_export)
+    export.set_defaults(handler=run_export, with_tensorflow_text=True)  # the SavedModel tokenizes in graph
 
     average = subparsers.add_parser(
         "average", help="write a run whose weights are the mean of a run's last N step checkpoints")

@@ -2,7 +2,7 @@
 
 Tracing the decoding loop (`seq2seq.decoding.encode_and_decode`) in Python
 takes about as long as importing TensorFlow, and loading the Keras model needs
-Keras and tensorflow-text. The first `seq2seq translate` of a run with a given
+Keras. The first `seq2seq translate` of a run with a given
 beam size and maximum length therefore saves the traced graphs with the
 translator's variables, as SavedModels:
 
@@ -10,9 +10,9 @@ translator's variables, as SavedModels:
     RUN/decode_cache/<key>/constrained/   with it (runs whose tokenizer reserves placeholders)
     RUN/decode_cache/<key>/key.json       the options and run files it was made from
 
-and every later one loads them instead: no Keras model, no retracing, no
-tensorflow-text (the python `sentencepiece` library encodes and decodes the
-same ids as the tensorflow-text op the training pipeline uses). Each
+and every later one loads them instead: no Keras model, no retracing (the
+python `sentencepiece` library encodes and decodes, as the kit's tokenizer
+does eagerly). Each
 SavedModel is loaded when a batch first needs it; most batches hold no
 placeholder, so a start-up usually reads one graph.
 
@@ -107,7 +107,7 @@ class CachedTranslator:
 
     def source_ids(self, texts) -> np.ndarray:
         """int32 [batch, src_time]: pieces + END cut to `max_source_len`, padded with PAD_ID
-        (what `seq2seq.inference.source_ids` makes with the tensorflow-text tokenizer)."""
+        (what `seq2seq.inference.source_ids` makes)."""
         rows = [ids[: self.max_source_len - 1] + [tokens.END_ID] for ids in self.processor.encode(list(texts))]
         out = np.full((len(rows), max(map(len, rows), default=0)), tokens.PAD_ID, np.int32)
         for row, ids in zip(out, rows):
@@ -230,7 +230,7 @@ def _make_and_save(run_dir: Path, entry: Path, options: dict, log) -> CachedTran
     from seq2seq.cli.quiet import import_tensorflow_quietly
     from seq2seq.runs.translation import load_run
 
-    import_tensorflow_quietly(text=True)  # the Keras model's tokenizer needs it; its import writes to fd 2
+    import_tensorflow_quietly()
     run = load_run(run_dir)
     reserved = placeholders.reserved_ids(run.tokenizer) if options["protect_placeholders"] else ()
     modules = {}
