@@ -60,6 +60,7 @@ from tensorflow.core.framework import summary_pb2
 
 from seq2seq import distribution
 from seq2seq.errors import UserError
+from seq2seq.memory import release_freed_memory
 from seq2seq.schedules import COSINE_FLOOR, LR_SCHEDULES
 from seq2seq.training_state import (
     BEST_DIR, CHECKPOINT_DIR, HISTORY_FILE, EndOfResumedEpoch, TrainingDivergedError, TrainingInterrupted,
@@ -165,7 +166,12 @@ def train(model, train_ds, valid_ds=None, *, loss, config: TrainConfig | None = 
     chief = distribution.is_chief(model.distribute_strategy)
     with distribution.worker_dir(config.out_dir, chief, copied=RESUME_STATE) as out_dir:
         config = dataclasses.replace(config, out_dir=out_dir, progress=config.progress and chief)
-        return _train(model, train_ds, valid_ds, loss, config, callbacks)
+        try:
+            return _train(model, train_ds, valid_ds, loss, config, callbacks)
+        finally:
+            # What training freed (step buffers, traced graphs) back to the OS before what comes next
+            # (decoding the test split, exporting): 1,084 -> 1,001 MB after training at issue 20's sizes.
+            release_freed_memory()
 
 
 def _train(model, train_ds, valid_ds, loss, config, callbacks) -> dict:
