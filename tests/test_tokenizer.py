@@ -239,7 +239,8 @@ class _Exported(tf.Module):
         return self.tokenizer.detokenize(ids)
 
 
-def test_survives_a_saved_model(tokenizer, tmp_path):
+def test_survives_a_saved_model(model_path, tmp_path):
+    tokenizer = SentencePieceTokenizer.from_file(model_path)  # fresh: its in-graph op is built while saving
     tf.saved_model.save(_Exported(tokenizer), str(tmp_path / "exported"))
     loaded = tf.saved_model.load(str(tmp_path / "exported"))
     strings = tf.constant(SENTENCES[:5])
