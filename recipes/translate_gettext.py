@@ -93,7 +93,7 @@ def run(config: RunConfig, out: str) -> int:
     from seq2seq.runs.translation import attention_alignments, export_run, load_run, train_run, translate_texts
 
     log = lambda message: print(message, file=sys.stderr)  # noqa: E731
-    metrics = train_run(config, out, log=log)
+    metrics = train_run(config, out, log=log, decode_cache=True)  # the first translate of the run starts fast
     run = load_run(out)
     print(f"\ntest split: {json.dumps(metrics['test'])}")
     averaged = averaged_scores(out, Path(out) / "averaged", last=2, log=log)

@@ -164,3 +164,16 @@ def test_the_cache_key_follows_the_run_files_and_the_options(tmp_path):
     assert decode_cache.cache_key(tmp_path, {"beam_size": 1}) != key
     (tmp_path / "casing.json").write_bytes(b"b")
     assert decode_cache.cache_key(tmp_path, options) != key
+
+
+def test_a_run_in_memory_writes_the_entry_the_next_translate_loads(tmp_path):
+    from seq2seq.runs.translation import load_run
+
+    run_dir = make_run(tmp_path / "run")
+    made = decode_cache.write_cache(load_run(run_dir))
+    expected = expected_translations(run_dir, TEXTS)
+    assert made.translate(TEXTS) == expected
+    (entry,) = entries(run_dir)
+    assert decode_cache.cached_translator(run_dir).translate(TEXTS) == expected
+    assert decode_cache.write_cache(load_run(run_dir)).translate(TEXTS) == expected  # loaded, not made again
+    assert entries(run_dir) == [entry]

@@ -325,3 +325,20 @@ def test_a_bad_long_pairs_value_names_the_choices():
 
     with pytest.raises(ValueError, match=r"Expected data.long_pairs in \('cut', 'drop'\). Received: long_pairs='trim'"):
         DataConfig(long_pairs="trim")
+
+
+def test_training_leaves_the_decoding_graph_and_scored_the_test_split_with_it(run_dir):
+    # `seq2seq train` decodes the test split with the graph it saves for the first translate; the
+    # scores equal those of the Keras model's decoding.
+    from seq2seq.runs import decode_cache
+    from seq2seq.runs.translation import evaluate_pairs, load_run, load_splits
+
+    made_by_training = [  # key.json written before metrics.json (other tests add entries later)
+        entry for entry in (run_dir / decode_cache.CACHE_DIR).iterdir()
+        if json.loads((entry / decode_cache.KEY_FILE).read_text())["options"]["beam_size"] == 2
+        and (entry / decode_cache.KEY_FILE).stat().st_mtime <= (run_dir / "metrics.json").stat().st_mtime]
+    assert len(made_by_training) == 1
+    run = load_run(run_dir)
+    test_split = load_splits(run.config, log=lambda message: None).test
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert evaluate_pairs(run, test_split) == metrics["test"]

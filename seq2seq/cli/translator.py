@@ -201,7 +201,8 @@ def _train_in(config, out: Path, args, chief: bool):
     strategy = distribution_strategy("multiworker") if multiworker else None
     import_tensorflow_quietly()
     try:
-        metrics = train_run(config, out, progress=not args.no_progress and chief, log=log)
+        metrics = train_run(config, out, progress=not args.no_progress and chief, log=log,
+                            decode_cache=config.train.strategy == "none")  # the first translate starts fast
     except KeyboardInterrupt as interrupt:
         log(f"\n{interrupt or 'interrupted'}")
         log(f"resume with: {_train_command(args)}")

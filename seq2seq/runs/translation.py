@@ -17,6 +17,7 @@ A run directory holds everything a run needs to be resumed, used or exported:
 """
 
 import dataclasses
+import functools
 import json
 import time
 from pathlib import Path
@@ -218,9 +219,13 @@ def make_loss(config: RunConfig, tokenizer, train_pairs: list[Pair], log=print):
     return MaskedSparseCrossentropy(label_smoothing=train.label_smoothing, class_weights=class_weights)
 
 
-def train_run(config: RunConfig, run_dir, *, progress: bool = True, log=print) -> dict:
+def train_run(config: RunConfig, run_dir, *, progress: bool = True, log=print, decode_cache: bool = False) -> dict:
     """Trains (or resumes) the run in `run_dir`, evaluates it on the test split, saves it.
 
+    With `decode_cache`, the decoding graph for the run's decode settings is
+    traced once, saved in the run directory and used for the test split
+    (`seq2seq.runs.decode_cache.write_cache`), so that the first `seq2seq
+    translate` of the run starts as fast as later ones.
     Returns the metrics also written to `run_dir/metrics.json`.
     """
     import keras
@@ -259,8 +264,13 @@ def train_run(config: RunConfig, run_dir, *, progress: bool = True, log=print) -
                     callbacks=_training_callbacks(config, translator, tokenizer, split, casing, run_dir))
     translator.save(run_dir / MODEL_FILE)
     run = TranslationRun(config, tokenizer, translator, run_dir, casing)
+    translate = None
+    if decode_cache:
+        from seq2seq.runs.decode_cache import write_cache
+
+        translate = functools.partial(write_cache(run, log=log).translate, progress=progress)
     metrics = {
-        "test": evaluate_pairs(run, split.test, progress=progress),
+        "test": evaluate_pairs(run, split.test, progress=progress, translate=translate),
         "training": {key: summary[key] for key in ("epochs", "best_epoch", "best_metric", "best_value",
                                                    "best_val_loss", "stopped_early")},
         "training_seconds": round(time.perf_counter() - started, 1),
@@ -422,12 +432,21 @@ def export_run(run: TranslationRun, out_dir, *, beam_size=None, max_length=None)
                              **decode_options(run, beam_size=beam_size, max_length=max_length))
 
 
-def evaluate_pairs(run: TranslationRun, pairs: list[Pair], *, beam_size=None, progress=False) -> dict:
-    """BLEU, chrF, exact match and placeholder rate of the run's translations of `pairs`' sources."""
+def evaluate_pairs(run: TranslationRun, pairs: list[Pair], *, beam_size=None, progress=False,
+                   translate=None) -> dict:
+    """BLEU, chrF, exact match and placeholder rate of the run's translations of `pairs`' sources.
+
+    `translate`: texts -> translations to use instead of `translate_texts` with the run's settings
+    (a `CachedTranslator.translate`, which gives the same strings); `beam_size` and `progress` then
+    do not apply.
+    """
     from seq2seq.evaluation import evaluate_translations
 
     sources = [pair.source for pair in pairs]
-    hypotheses = translate_texts(run, sources, beam_size=beam_size, progress=progress)
+    if translate is not None:
+        hypotheses = translate(sources)
+    else:
+        hypotheses = translate_texts(run, sources, beam_size=beam_size, progress=progress)
     return evaluate_translations(hypotheses, [pair.target for pair in pairs], sources=sources)
 
 
