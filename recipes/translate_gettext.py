@@ -78,7 +78,7 @@ def main(argv=None) -> int:
     out = args.out or f"runs/en-{args.target}{'-quick' if args.quick else ''}"
     limit_malloc_arenas()  # before TensorFlow's threads, as the `seq2seq` command does
     try:
-        import_tensorflow_quietly()
+        import_tensorflow_quietly(text=True)  # the export tokenizes in graph; imported here, its start-up lines stay hidden
         return run(build_config(args), out)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)

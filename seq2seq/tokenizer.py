@@ -358,7 +358,7 @@ class SentencePieceTokenizer(tf.Module):
         if not tf.executing_eagerly():
             return self._in_graph().string_to_id(pieces)
         pieces = np.asarray(tf.convert_to_tensor(pieces, tf.string).numpy(), object)
-        found = [self._processor.piece_to_id(piece.decode("utf-8")) for piece in pieces.reshape(-1)]
+        found = [self._processor.piece_to_id(piece.decode("utf-8", "replace")) for piece in pieces.reshape(-1)]
         return tf.constant(np.asarray(found, np.int32).reshape(pieces.shape))
 
     def _in_graph(self):

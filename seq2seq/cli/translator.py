@@ -202,7 +202,7 @@ def _train_in(config, out: Path, args, chief: bool):
     import_tensorflow_quietly()
     try:
         metrics = train_run(config, out, progress=not args.no_progress and chief, log=log,
-                            decode_cache=config.train.strategy == "none")  # the first translate starts fast
+                            decode_cache=True)  # the first translate starts fast
     except KeyboardInterrupt as interrupt:
         log(f"\n{interrupt or 'interrupted'}")
         log(f"resume with: {_train_command(args)}")

@@ -222,8 +222,9 @@ def make_loss(config: RunConfig, tokenizer, train_pairs: list[Pair], log=print):
 def train_run(config: RunConfig, run_dir, *, progress: bool = True, log=print, decode_cache: bool = False) -> dict:
     """Trains (or resumes) the run in `run_dir`, evaluates it on the test split, saves it.
 
-    With `decode_cache`, the decoding graph for the run's decode settings is
-    traced once, saved in the run directory and used for the test split
+    With `decode_cache` (single-device runs; ignored with a distribution
+    strategy), the decoding graph for the run's decode settings is traced
+    once, saved in the run directory (a copy of the weights per variant) and used for the test split
     (`seq2seq.runs.decode_cache.write_cache`), so that the first `seq2seq
     translate` of the run starts as fast as later ones.
     Returns the metrics also written to `run_dir/metrics.json`.
@@ -265,10 +266,13 @@ def train_run(config: RunConfig, run_dir, *, progress: bool = True, log=print, d
     translator.save(run_dir / MODEL_FILE)
     run = TranslationRun(config, tokenizer, translator, run_dir, casing)
     translate = None
-    if decode_cache:
+    if decode_cache and strategy.num_replicas_in_sync == 1 and config.train.strategy == "none":
         from seq2seq.runs.decode_cache import write_cache
 
-        translate = functools.partial(write_cache(run, log=log).translate, progress=progress)
+        try:
+            translate = functools.partial(write_cache(run, log=log).translate, progress=progress)
+        except Exception as error:  # the graph is a convenience: never lose the test scores to it
+            log(f"note: the decoding graph was not saved ({error}); the first translate of this run traces it")
     metrics = {
         "test": evaluate_pairs(run, split.test, progress=progress, translate=translate),
         "training": {key: summary[key] for key in ("epochs", "best_epoch", "best_metric", "best_value",
