@@ -147,12 +147,7 @@ def cached_translator(run_dir, *, beam_size=None, max_length=None, log=None) -> 
     files = RunFiles(Path(run_dir), "a trained run directory", RETRAIN)
     files.require((CONFIG_FILE, TOKENIZER_FILE, MODEL_FILE))
     config = files.config(CONFIG_FILE, RunConfig)
-    options = _options(config, beam_size, max_length)
-    key = cache_key(files.directory, options)
-    entry = files.directory / CACHE_DIR / key
-    if _complete(entry):
-        return _load(entry, files.directory, config, options)
-    return _make_and_save(files.directory, entry, options, log)
+    return _loaded_or_made(files.directory, config, _options(config, beam_size, max_length), log)
 
 
 def write_cache(run, *, log=None) -> CachedTranslator:
@@ -165,11 +160,15 @@ def write_cache(run, *, log=None) -> CachedTranslator:
     `seq2seq.runs.translation.TranslationRun` whose files are written (the
     key digests them); `log` gets one line when the graph cannot be saved.
     """
-    options = _options(run.config, None, None)
-    entry = Path(run.directory) / CACHE_DIR / cache_key(run.directory, options)
+    return _loaded_or_made(Path(run.directory), run.config, _options(run.config, None, None), log, run=run)
+
+
+def _loaded_or_made(run_dir: Path, config, options: dict, log, run=None) -> CachedTranslator:
+    """The entry of these options loaded if it is complete, else made from `run` (or the run on disk) and saved."""
+    entry = run_dir / CACHE_DIR / cache_key(run_dir, options)
     if _complete(entry):
-        return _load(entry, Path(run.directory), run.config, options)
-    return _make_and_save(Path(run.directory), entry, options, log, run=run)
+        return _load(entry, run_dir, config, options)
+    return _make_and_save(run_dir, entry, options, log, run=run)
 
 
 def cache_key(run_dir, options: dict) -> str:
